@@ -1,0 +1,245 @@
+"""DSTformer, MotionBERT's dual-stream spatio-temporal transformer (2D keypoints -> 3D joints); inference.
+
+Conventions (module and parameter names, block order, attention-fusion rule, LayerNorm eps 1e-6, scale
+``qk_scale or head_dim ** -0.5``, initialisation) follow the MotionBERT paper (Zhu et al., "MotionBERT: A
+Unified Perspective on Learning Human Motion Representations", ICCV 2023) and its official repository
+(github.com/Walter0807/MotionBERT, ``lib/model/DSTformer.py``, Apache-2.0). This is an independent
+implementation: parameter names equal the official ones (without the DataParallel prefix ``module.``), so
+official state dicts load strictly; see ``service/model/checkpoint.py`` for the checkpoint layouts.
+
+Differences from the official code, none of which changes the result beyond fp32 rounding (~1e-6):
+- activations stay ``[B, T, J, C]`` throughout instead of ``[B*T, J, C]``;
+- attention uses ``torch.nn.functional.scaled_dot_product_attention`` (fused kernel, no materialised weights);
+- no dropout / stochastic depth (inference only): the rates are accepted for config compatibility and ignored.
+The module is TorchScript-scriptable (``torch.jit.script``); the exported file accepts any T in 1..maxlen.
+"""
+
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The official loader (lib/utils/learning.py, load_backbone) passes partial(nn.LayerNorm, eps=1e-6).
+LAYER_NORM_EPS = 1e-6
+
+
+def _trunc_normal(t: torch.Tensor, std: float = 0.02) -> None:
+    nn.init.trunc_normal_(t, mean=0.0, std=std, a=-2.0, b=2.0)
+
+
+class MLP(nn.Module):
+    """Linear -> GELU (exact) -> Linear over the last dimension."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc2(F.gelu(self.fc1(x)))
+        return out
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention across the joints of a frame (spatial) or the frames of a joint (temporal).
+
+    Input and output ``[B, T, J, C]``. Full (bidirectional) attention, no mask.
+    """
+
+    temporal: Final[bool]
+    num_heads: Final[int]
+    scale: Final[float]
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, qk_scale: float | None, temporal: bool) -> None:
+        super().__init__()
+        self.temporal = temporal
+        self.num_heads = num_heads
+        # Official rule, falsy qk_scale (None or 0) included: `qk_scale or head_dim ** -0.5`.
+        self.scale = float(qk_scale or (dim // num_heads) ** -0.5)
+        # Registration order (proj before qkv) as in the official code: same state-dict key order.
+        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, j, c = x.shape
+        h = self.num_heads
+        d = c // h
+        # qkv channels are laid out (3, heads, head_dim), as in the official reshape(B, N, 3, H, c).
+        qkv = self.qkv(x).reshape(b, t, j, 3, h, d)
+        if self.temporal:
+            # [3, B*J, H, T, d]: one sequence per joint (a copy when B > 1: B and J are not adjacent).
+            qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, b * j, h, t, d)
+        else:
+            # [3, B*T, H, J, d]: one sequence per frame (a view: B and T are adjacent).
+            qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, b * t, h, j, d)
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale=self.scale)
+        if self.temporal:
+            y = y.transpose(1, 2).reshape(b, j, t, c).transpose(1, 2)
+        else:
+            y = y.transpose(1, 2).reshape(b, t, j, c)
+        out: torch.Tensor = self.proj(y)
+        return out
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: attention + MLP in one stream order, then the other (spatial-first for
+    ``stage_st``, temporal-first for ``stage_ts``)."""
+
+    spatial_first: Final[bool]
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        qk_scale: float | None,
+        spatial_first: bool,
+    ) -> None:
+        super().__init__()
+        self.spatial_first = spatial_first
+        hidden = int(dim * mlp_ratio)
+        self.norm1_s = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.norm1_t = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn_s = Attention(dim, num_heads, qkv_bias, qk_scale, temporal=False)
+        self.attn_t = Attention(dim, num_heads, qkv_bias, qk_scale, temporal=True)
+        self.norm2_s = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.norm2_t = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp_s = MLP(dim, hidden)
+        self.mlp_t = MLP(dim, hidden)
+
+    def _spatial(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn_s(self.norm1_s(x))
+        out: torch.Tensor = x + self.mlp_s(self.norm2_s(x))
+        return out
+
+    def _temporal(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn_t(self.norm1_t(x))
+        out: torch.Tensor = x + self.mlp_t(self.norm2_t(x))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_first:
+            return self._temporal(self._spatial(x))
+        return self._spatial(self._temporal(x))
+
+
+class PreLogits(nn.Module):
+    """Linear -> tanh, named ``pre_logits.fc`` as in the official ``Sequential(OrderedDict(fc=, act=))``."""
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.tanh(self.fc(x))
+        return out
+
+
+class DSTformer(nn.Module):
+    """MotionBERT's DSTformer with the official constructor hyperparameters and defaults.
+
+    ``forward(x)``: ``x`` is ``[B, T, num_joints, dim_in]`` float with ``1 <= T <= maxlen``; returns
+    ``[B, T, num_joints, dim_out]``. Every frame attends to every other frame of the window (no mask), so a
+    window's output depends on its length and content only, not on the batch it runs in.
+
+    Raises ``ValueError`` at construction for non-positive sizes or ``dim_feat`` not divisible by
+    ``num_heads``; the forward pass raises (``ValueError`` eager, ``torch.jit.Error`` scripted) on a wrong
+    input shape or T > maxlen. ``drop_rate``, ``attn_drop_rate`` and ``drop_path_rate`` are accepted for
+    compatibility and ignored.
+    """
+
+    num_joints: Final[int]
+    dim_in: Final[int]
+    maxlen: Final[int]
+    att_fuse: Final[bool]
+
+    def __init__(
+        self,
+        dim_in: int = 3,
+        dim_out: int = 3,
+        dim_feat: int = 256,
+        dim_rep: int = 512,
+        depth: int = 5,
+        num_heads: int = 8,
+        mlp_ratio: float = 4,
+        num_joints: int = 17,
+        maxlen: int = 243,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        att_fuse: bool = True,
+    ) -> None:
+        super().__init__()
+        sizes = {
+            "dim_in": dim_in,
+            "dim_out": dim_out,
+            "dim_feat": dim_feat,
+            "dim_rep": dim_rep,
+            "depth": depth,
+        }
+        sizes |= {"num_heads": num_heads, "num_joints": num_joints, "maxlen": maxlen}
+        bad = [f"{k}={v}" for k, v in sizes.items() if v < 1]
+        if bad or mlp_ratio <= 0:
+            raise ValueError(f"DSTformer sizes must be positive: {', '.join(bad) or f'mlp_ratio={mlp_ratio}'}")
+        if dim_feat % num_heads:
+            raise ValueError(f"dim_feat={dim_feat} is not divisible by num_heads={num_heads}")
+        self.num_joints = num_joints
+        self.dim_in = dim_in
+        self.maxlen = maxlen
+        self.att_fuse = att_fuse
+        # Creation order follows the official class (same state-dict key order).
+        self.joints_embed = nn.Linear(dim_in, dim_feat)
+        self.blocks_st = nn.ModuleList(
+            [Block(dim_feat, num_heads, mlp_ratio, qkv_bias, qk_scale, spatial_first=True) for _ in range(depth)]
+        )
+        self.blocks_ts = nn.ModuleList(
+            [Block(dim_feat, num_heads, mlp_ratio, qkv_bias, qk_scale, spatial_first=False) for _ in range(depth)]
+        )
+        self.norm = nn.LayerNorm(dim_feat, eps=LAYER_NORM_EPS)
+        self.pre_logits = PreLogits(dim_feat, dim_rep)
+        self.head = nn.Linear(dim_rep, dim_out)
+        self.temp_embed = nn.Parameter(torch.zeros(1, maxlen, 1, dim_feat))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, dim_feat))
+        _trunc_normal(self.temp_embed)
+        _trunc_normal(self.pos_embed)
+        self.apply(_init_weights)
+        # Per-depth stream fusion: softmax over Linear(2C -> 2) of [x_st, x_ts]; starts as an even mix.
+        fuse = [nn.Linear(dim_feat * 2, 2) for _ in range(depth if att_fuse else 0)]
+        for lin in fuse:
+            nn.init.zeros_(lin.weight)
+            nn.init.constant_(lin.bias, 0.5)
+        self.ts_attn = nn.ModuleList(fuse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[2] != self.num_joints or x.shape[3] != self.dim_in:
+            raise ValueError(f"expected input [B, T, {self.num_joints}, {self.dim_in}], got {list(x.shape)}")
+        t = x.shape[1]
+        if t < 1 or t > self.maxlen:
+            raise ValueError(f"window length T={t} is outside 1..{self.maxlen}")
+        x = self.joints_embed(x) + self.pos_embed + self.temp_embed[:, :t]
+        if self.att_fuse:
+            for blk_st, blk_ts, fuse in zip(self.blocks_st, self.blocks_ts, self.ts_attn):  # noqa: B905
+                x_st = blk_st(x)
+                x_ts = blk_ts(x)
+                alpha = fuse(torch.cat([x_st, x_ts], dim=-1)).softmax(dim=-1)
+                x = x_st * alpha[..., 0:1] + x_ts * alpha[..., 1:2]
+        else:
+            for blk_st, blk_ts in zip(self.blocks_st, self.blocks_ts):  # noqa: B905 (no strict= in TorchScript)
+                x = (blk_st(x) + blk_ts(x)) * 0.5
+        out: torch.Tensor = self.head(self.pre_logits(self.norm(x)))
+        return out
+
+
+def _init_weights(m: nn.Module) -> None:
+    # Official init: truncated normal (std 0.02) Linear weights, zero biases, LayerNorm weight 1 / bias 0.
+    if isinstance(m, nn.Linear):
+        _trunc_normal(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
