@@ -1,0 +1,96 @@
+"""In-process backend: the exported TorchScript file on CPU or CUDA, run in one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.backends.base import Array, ModelInfo
+from service.errors import BackendError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class TorchScriptBackend:
+    """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
+
+    All torch work runs in a single worker thread, so the event loop stays free and batches run one at a
+    time. ``threads`` sets torch's intra-op threads (0 = one per core): the server's own threads are
+    mostly idle I/O, so the model gets every core.
+    """
+
+    def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0) -> None:
+        self._path = path
+        self._device = device
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._model: Any = None
+        self._info: ModelInfo | None = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise Unavailable("the model is not loaded yet")
+        return self._info
+
+    async def start(self) -> None:
+        if not self._path.is_file():
+            raise Unavailable(f"model file {self._path} does not exist; run the setup command or `motionlift export`")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchscript")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._load)
+        self._ready = True
+
+    def _load(self) -> None:
+        import torch
+
+        from service.model.export import load_torchscript
+
+        torch.set_num_threads(self._threads or os.cpu_count() or 1)
+        model, meta = load_torchscript(self._path, device=self._device)
+        self._model = model
+        self._info = ModelInfo.from_meta(meta, device=self._device)
+        # Warm-up: TorchScript's profiling executor specialises on the first calls of each shape; run the
+        # full window (the common case) a few times and a short one, so the first requests are not slow.
+        t0 = time.perf_counter()
+        for length in (self._info.window, self._info.window, self._info.window, 1):
+            self._run(np.zeros((1, length, 17, 3), np.float32))
+        log.info("model warmed up in %.2f s", time.perf_counter() - t0)
+
+    def _run(self, batch: Array) -> Array:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self._device, non_blocking=True)
+            y = self._model(x)
+            out: Array = y.float().cpu().numpy()
+        return out
+
+    async def infer(self, batch: Array) -> Array:
+        if not self._ready or self._executor is None:
+            raise Unavailable("the model is not loaded")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._run, batch)
+        except Exception as exc:  # torch raises RuntimeError for anything from OOM to a bad shape
+            log.exception("model failed on a batch of shape %s", batch.shape)
+            raise BackendError(f"the model failed: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        self._ready = False
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._model = None

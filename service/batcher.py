@@ -1,0 +1,227 @@
+"""A generic micro-batcher: one bounded queue, futures, and one background task.
+
+Items from every caller wait in per-key groups (here the key is the window length: DSTformer has no
+attention mask, so windows of different lengths must never be padded into one batch). A batch leaves
+when its group is full (``max_batch_size`` items or ``max_batch_cost`` cost units, e.g. frames) or its
+oldest item has waited ``max_delay_s`` -- and only when the previous batch has finished, so while one
+batch runs the next one keeps filling (as Triton's dynamic batcher does). The batcher knows nothing of
+tensors, HTTP or gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Done(Generic[R]):
+    """One item's result and how it got there (seconds, from the batcher's clock)."""
+
+    value: R
+    queued_s: float
+    compute_s: float
+    batch_size: int
+    batch_id: int
+
+
+@dataclass
+class _Entry(Generic[T, R]):
+    item: T
+    future: asyncio.Future[Done[R]]
+    enqueued: float
+    deadline: float | None
+    cost: int = field(default=1)
+
+
+class Batcher(Generic[T, R]):
+    """Collects items from many callers into batches for ``run``.
+
+    ``run(items)`` must return one result per item, in order. It is awaited for one batch at a time.
+    Exceptions from ``run`` reach every caller of that batch (non-``LiftError`` ones as ``BackendError``).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        key: Callable[[T], Hashable],
+        cost: Callable[[T], int],
+        max_batch_size: int,
+        max_batch_cost: int,
+        max_delay_s: float,
+        max_queued: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._run = run
+        self._key = key
+        self._cost = cost
+        self.max_batch_size = max_batch_size
+        self.max_batch_cost = max_batch_cost
+        self.max_delay_s = max_delay_s
+        self.max_queued = max_queued
+        self._clock = clock
+        self._groups: dict[Hashable, deque[_Entry[T, R]]] = {}
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._last_batch_s = 0.0
+
+    @property
+    def queued(self) -> int:
+        """Items waiting (including ones whose callers gave up and that are not yet pruned)."""
+        return self._queued
+
+    async def start(self) -> None:
+        """Start the background task. Idempotent."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="batcher")
+
+    async def close(self) -> None:
+        """Stop: queued items fail with ``Unavailable``; the running batch is allowed to finish."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._running is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._running
+        for group in self._groups.values():
+            for entry in group:
+                if not entry.future.done():
+                    entry.future.set_exception(Unavailable("the service is shutting down"))
+        self._groups.clear()
+        self._queued = 0
+
+    def submit(self, items: Sequence[T], *, deadline: float | None = None) -> list[asyncio.Future[Done[R]]]:
+        """Queue all ``items`` or none of them.
+
+        ``deadline`` is on this batcher's clock. Raises ``Overloaded`` (with a retry hint) when the queue
+        cannot take them all, and ``Unavailable`` when the batcher is not running.
+        """
+        if self._task is None:
+            raise Unavailable("the model is not serving")
+        if self._queued + len(items) > self.max_queued:
+            raise Overloaded(
+                f"the queue is full ({self._queued} of {self.max_queued} windows waiting); retry later",
+                retry_after_s=self._retry_after_s(),
+            )
+        loop = asyncio.get_running_loop()
+        now = self._clock()
+        futures: list[asyncio.Future[Done[R]]] = []
+        for item in items:
+            entry: _Entry[T, R] = _Entry(item, loop.create_future(), now, deadline, self._cost(item))
+            self._groups.setdefault(self._key(item), deque()).append(entry)
+            futures.append(entry.future)
+        self._queued += len(items)
+        self._wake.set()
+        return futures
+
+    def _retry_after_s(self) -> float:
+        # Time to drain the queue at the last batch's pace: a hint, never less than a second.
+        batches = self._queued / max(1, self.max_batch_size)
+        return max(1.0, batches * self._last_batch_s)
+
+    def _oldest_group(self) -> deque[_Entry[T, R]] | None:
+        best: deque[_Entry[T, R]] | None = None
+        for group in self._groups.values():
+            if group and (best is None or group[0].enqueued < best[0].enqueued):
+                best = group
+        return best
+
+    def _prune(self, now: float) -> None:
+        """Drop items whose caller gave up; fail those whose deadline has passed (never computed)."""
+        for key in list(self._groups):
+            group = self._groups[key]
+            kept = deque(e for e in group if not self._expire(e, now))
+            self._queued -= len(group) - len(kept)
+            if kept:
+                self._groups[key] = kept
+            else:
+                del self._groups[key]
+
+    @staticmethod
+    def _expire(entry: _Entry[T, R], now: float) -> bool:
+        if entry.future.done():
+            return True
+        if entry.deadline is not None and now >= entry.deadline:
+            entry.future.set_exception(DeadlineExceeded("the deadline passed while the request was queued"))
+            return True
+        return False
+
+    def _full(self, group: deque[_Entry[T, R]]) -> bool:
+        if len(group) >= self.max_batch_size:
+            return True
+        return sum(e.cost for e in group) >= self.max_batch_cost
+
+    def _take(self, group: deque[_Entry[T, R]]) -> list[_Entry[T, R]]:
+        batch: list[_Entry[T, R]] = []
+        cost = 0
+        while group and len(batch) < self.max_batch_size:
+            if batch and cost + group[0].cost > self.max_batch_cost:
+                break
+            entry = group.popleft()
+            batch.append(entry)
+            cost += entry.cost
+        self._queued -= len(batch)
+        return batch
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self._clock()
+            self._prune(now)
+            group = self._oldest_group()
+            busy = self._running is not None and not self._running.done()
+            timeout: float | None = None
+            if group is not None and not busy:
+                due = group[0].enqueued + self.max_delay_s
+                if self._full(group) or now >= due:
+                    batch = self._take(group)
+                    self._running = asyncio.create_task(self._execute(batch))
+                    self._running.add_done_callback(lambda _: self._wake.set())
+                    continue
+                timeout = due - now
+            if timeout is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _execute(self, batch: list[_Entry[T, R]]) -> None:
+        batch_id = next(self._ids)
+        start = self._clock()
+        try:
+            results = await self._run([e.item for e in batch])
+            if len(results) != len(batch):
+                raise BackendError(f"the backend returned {len(results)} results for {len(batch)} items")
+        except Exception as exc:
+            error = exc if isinstance(exc, LiftError) else BackendError(f"batch failed: {type(exc).__name__}")
+            if error is not exc:
+                log.exception("batch %d failed", batch_id)
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_exception(error)
+            return
+        end = self._clock()
+        self._last_batch_s = end - start
+        for entry, value in zip(batch, results, strict=True):
+            if not entry.future.done():
+                entry.future.set_result(Done(value, start - entry.enqueued, end - start, len(batch), batch_id))

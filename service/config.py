@@ -1,0 +1,40 @@
+"""Settings: read once at the edge (CLI flags over ``MOTIONLIFT_*`` environment variables), then passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = Path("model_repository/dstformer/1/model.pt")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is also the environment variable ``MOTIONLIFT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MOTIONLIFT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    model: Path = DEFAULT_MODEL
+    device: str = "cpu"
+    threads: int = Field(0, ge=0, description="intra-op threads for the model; 0 = one per core")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Request limits.
+    max_frames: int = Field(10_000, ge=1, description="longest sequence (frames) one track may have")
+    max_tracks: int = Field(64, ge=1, description="most tracks (persons) in one request")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body")
+    overlap: int | None = Field(
+        None, ge=0, description="default overlap of consecutive windows in frames; None = window // 4"
+    )
+
+    # Batching and backpressure.
+    max_batch_size: int = Field(8, ge=1, description="most windows in one model call")
+    max_batch_frames: int = Field(2048, ge=1, description="most frames (windows x length) in one model call")
+    max_queue_delay_ms: float = Field(2.0, ge=0, description="longest a window waits for a batch to fill")
+    max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected")
+    timeout_s: float = Field(30.0, gt=0, description="per-request deadline (queue + compute)")

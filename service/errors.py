@@ -1,0 +1,87 @@
+"""Typed errors of the core and the one table that maps them onto HTTP and gRPC.
+
+The core raises these; each edge (REST, gRPC) has one handler that reads ``http_status`` and
+``grpc_code`` off the class. The core never imports fastapi or grpc, so the gRPC code is a name
+(``grpc.StatusCode[name]`` at the edge).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LiftError(Exception):
+    """Base of every error a caller can be answered with.
+
+    ``field`` names the request field at fault (dotted/indexed path such as ``tracks[1].keypoints``),
+    when there is one. ``retry_after_s`` is set on errors a client may retry after a pause.
+    """
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    grpc_code: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.retry_after_s = retry_after_s
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON error body (without the request id, which the edge adds)."""
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class InvalidInput(LiftError):
+    """The request is malformed: wrong shape, non-finite values, unknown layout, out-of-range option."""
+
+    code = "invalid_input"
+    http_status = 422
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class PayloadTooLarge(LiftError):
+    """The request body is over the configured size."""
+
+    code = "payload_too_large"
+    http_status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class Overloaded(LiftError):
+    """The queue is full; nothing of the request was queued.
+
+    HTTP 503 rather than 429: the whole service is full, not this client over its own quota, and 503
+    with ``Retry-After`` is what load balancers and retry policies treat as "try another replica / later".
+    """
+
+    code = "overloaded"
+    http_status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(LiftError):
+    """The model is not loaded yet, or its backend (e.g. Triton) cannot be reached."""
+
+    code = "unavailable"
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(LiftError):
+    """The request's deadline passed before its answer was ready; its queued windows were dropped."""
+
+    code = "deadline_exceeded"
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
+class BackendError(LiftError):
+    """The model backend failed on a batch (not the caller's fault)."""
+
+    code = "backend_error"
+    http_status = 500
+    grpc_code = "INTERNAL"

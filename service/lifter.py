@@ -1,0 +1,234 @@
+"""The core: validate -> normalise -> windows -> batcher -> merge -> answer, with a latency breakdown.
+
+Both front ends call ``Lifter.lift``; nothing a caller can get wrong is checked anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service import keypoints, windows
+from service.backends.base import Array, Backend, ModelInfo
+from service.batcher import Batcher, Done
+from service.config import Settings
+from service.errors import DeadlineExceeded, InvalidInput, Unavailable
+from service.inputs import LiftOptions, as_keypoints, check_options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person's keypoint sequence: nested lists ``[T][J][2|3]`` or an array of that shape."""
+
+    id: str
+    keypoints: Any
+    field: str = "keypoints"
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One track's answer: ``joints3d`` ``[T, 17, 3]`` normalised; ``joints3d_px`` when pixels were asked."""
+
+    id: str
+    joints3d: Array
+    joints3d_px: Array | None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where the time of one request went, in milliseconds; the stages add up to ``total_ms``.
+
+    ``queue_ms`` is the time the request's windows waited (for a batch to fill or for the model to be
+    free); ``inference_ms`` the model compute of the batches that carried them; ``batch_size`` the largest
+    batch one of its windows ran in.
+    """
+
+    preprocess_ms: float
+    queue_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+    batch_size: int
+    batches: int
+    windows: int
+
+
+@dataclass(frozen=True)
+class LiftResult:
+    tracks: list[TrackResult]
+    timing: Timing
+    coordinates: dict[str, str]
+
+
+def coordinates(options: LiftOptions) -> dict[str, str]:
+    """The coordinate contract of an answer, stated in every answer so no caller has to guess."""
+    mode = options.resolved_normalization()
+    units = {
+        "pixel": "joints3d: pixels / (min(width, height) / 2), about the image centre",
+        "crop": "joints3d: [-1, 1] over the square around the sequence's 2D bounding box",
+        "none": "joints3d: the units of the (already normalised) input",
+    }[mode] + "; z in the same scale as x and y (metres are not recoverable from one camera)"
+    if options.resolved_pixels():
+        units += "; joints3d_px: pixels (x, y on the image, z in pixel-like units)"
+    root = (
+        "root-relative: the pelvis is (0, 0, 0) in every frame"
+        if options.rootrel
+        else "x, y overlay the 2D input; z is depth relative to the pelvis of the same frame "
+        "(the official in-the-wild output)"
+    )
+    return {
+        "units": units,
+        "space": "camera view as in MotionBERT's training data (H36M joint3d_image): "
+        "x right, y down (image rows), z away from the camera",
+        "root": root,
+        "axes": "joints3d[frame][joint] = [x, y, z]; joints in H36M-17 order (joint_names)",
+    }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    track: Track
+    frames: int
+    spans: list[tuple[int, int]]
+    first: int  # index of this track's first window in the request's window list
+
+
+class Lifter:
+    """Owns the backend and the batcher. ``start()`` loads the model; ``close()`` drains and releases."""
+
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.batcher: Batcher[Array, Array] = Batcher(
+            self._run_batch,
+            key=len,
+            cost=len,
+            max_batch_size=settings.max_batch_size,
+            max_batch_cost=settings.max_batch_frames,
+            max_delay_s=settings.max_queue_delay_ms / 1000,
+            max_queued=settings.max_queued_windows,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.backend.ready
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    async def start(self) -> None:
+        await self.backend.start()
+        await self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.backend.close()
+
+    async def _run_batch(self, items: list[Array]) -> list[Array]:
+        out = await self.backend.infer(np.stack(items))
+        return list(out)
+
+    async def lift(self, tracks: Sequence[Track], options: LiftOptions) -> LiftResult:
+        """Lift every track to 3D.
+
+        Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
+        ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (``timeout_s`` passed:
+        queued windows are dropped) and ``BackendError``.
+        """
+        t0 = time.perf_counter()
+        if not self.backend.ready:
+            raise Unavailable("the model is not ready")
+        window = self.backend.info.window
+        check_options(options, window=window)
+        if not tracks:
+            raise InvalidInput("send keypoints or at least one track", field="keypoints")
+        if len(tracks) > self.settings.max_tracks:
+            raise InvalidInput(
+                f"{len(tracks)} tracks is more than the limit of {self.settings.max_tracks}", field="tracks"
+            )
+        overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
+        prepared: list[_Prepared] = []
+        inputs: list[Array] = []
+        for track in tracks:
+            x = self._normalise(track, options)
+            spans = windows.plan(len(x), window, overlap)
+            prepared.append(_Prepared(track, len(x), spans, len(inputs)))
+            inputs.extend(x[s:e] for s, e in spans)
+        count = len(inputs)
+        if options.flip:
+            inputs.extend(keypoints.flip(w) for w in inputs[:count])
+        t1 = time.perf_counter()
+
+        deadline = time.monotonic() + self.settings.timeout_s
+        futures = self.batcher.submit(inputs, deadline=deadline)
+        try:
+            _done, pending = await asyncio.wait(futures, timeout=self.settings.timeout_s)
+        finally:
+            for future in futures:
+                future.cancel()  # no-op on finished ones; drops the rest from the queue
+        if pending:
+            raise DeadlineExceeded(f"no answer within {self.settings.timeout_s} s; the request was dropped")
+        results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
+        t2 = time.perf_counter()
+
+        outputs = [r.value for r in results]
+        if options.flip:
+            # Official flip TTA: (f(x) + flip(f(flip(x)))) / 2.
+            half = np.float32(0.5)
+            outputs = [(a + keypoints.flip(b)) * half for a, b in zip(outputs[:count], outputs[count:], strict=True)]
+        answers = [self._answer(p, outputs, options) for p in prepared]
+        t3 = time.perf_counter()
+
+        batches = {r.batch_id: r.compute_s for r in results}
+        inference_ms = 1000 * sum(batches.values())
+        wait_ms = 1000 * (t2 - t1)
+        timing = Timing(
+            preprocess_ms=1000 * (t1 - t0),
+            queue_ms=max(0.0, wait_ms - inference_ms),
+            inference_ms=min(inference_ms, wait_ms),
+            postprocess_ms=1000 * (t3 - t2),
+            total_ms=1000 * (t3 - t0),
+            batch_size=max(r.batch_size for r in results),
+            batches=len(batches),
+            windows=len(inputs),
+        )
+        return LiftResult(answers, timing, coordinates(options))
+
+    def _default_overlap(self, window: int) -> int:
+        if self.settings.overlap is not None:
+            return min(self.settings.overlap, window - 1)
+        return window // 4
+
+    def _normalise(self, track: Track, options: LiftOptions) -> Array:
+        raw = as_keypoints(
+            track.keypoints, layout=options.layout, field=track.field, max_frames=self.settings.max_frames
+        )
+        x = keypoints.to_h36m(raw, options.layout)
+        mode = options.resolved_normalization()
+        if mode == "pixel":
+            assert options.image_size is not None  # check_options guarantees it
+            return keypoints.normalise_pixel(x, *options.image_size)
+        if mode == "crop":
+            try:
+                return keypoints.normalise_crop(x)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field=track.field) from None
+        return x
+
+    def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
+        own = outputs[p.first : p.first + len(p.spans)]
+        joints = windows.merge(own, p.spans, p.frames, rootrel=options.rootrel)
+        pixels = None
+        if options.resolved_pixels():
+            assert options.image_size is not None
+            pixels = keypoints.denormalise_pixel(joints, *options.image_size)
+        return TrackResult(p.track.id, joints, pixels)

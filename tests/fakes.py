@@ -1,0 +1,54 @@
+"""A fake backend implementing the Backend Protocol, for batcher/lifter unit tests and failure paths."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from service.backends.base import Array, ModelInfo
+
+
+class FakeBackend:
+    """Returns ``x * 2`` of the input; records batch shapes; can be held open with ``gate`` or made to fail."""
+
+    def __init__(self, *, window: int = 27, fail: BaseException | None = None) -> None:
+        self.window = window
+        self.fail = fail
+        self.gate: asyncio.Event | None = None
+        self.batches: list[tuple[int, ...]] = []
+        self.started = asyncio.Event()
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name="fake",
+            config="fake",
+            params=0,
+            window=self.window,
+            trained=False,
+            weights="none",
+            precision="fp32",
+            device="cpu",
+        )
+
+    async def start(self) -> None:
+        self._ready = True
+
+    async def infer(self, batch: Array) -> Array:
+        self.batches.append(batch.shape)
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        out: Array = (batch * 2).astype(np.float32)
+        return out
+
+    async def close(self) -> None:
+        self._ready = False

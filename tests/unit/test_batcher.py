@@ -1,0 +1,195 @@
+"""The micro-batcher against a fake run function; batches are held open with events, never sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+import pytest
+
+from service.batcher import Batcher
+from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []  # lengths of the items of each batch
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.running = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def __call__(self, items: list[np.ndarray]) -> Sequence[np.ndarray]:
+        self.batches.append([len(i) for i in items])
+        self.running.set()
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return [i * 2 for i in items]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def runner() -> Runner:
+    return Runner()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Batcher[np.ndarray, np.ndarray]:
+    """A started batcher over windows keyed and costed by their length."""
+    settings = {"max_batch_size": 4, "max_batch_cost": 100, "max_delay_s": 0.0, "max_queued": 10, **knobs}
+    b: Batcher[np.ndarray, np.ndarray] = Batcher(
+        runner,
+        key=len,
+        cost=len,
+        max_batch_size=int(settings["max_batch_size"]),
+        max_batch_cost=int(settings["max_batch_cost"]),
+        max_delay_s=settings["max_delay_s"],
+        max_queued=int(settings["max_queued"]),
+        clock=clock or Clock(),
+    )
+    await b.start()
+    return b
+
+
+@pytest.fixture
+async def batcher(runner: Runner, clock: Clock) -> AsyncIterator[Batcher[np.ndarray, np.ndarray]]:
+    b = await make(runner, clock)
+    yield b
+    runner.gate.set()
+    await b.close()
+
+
+def items(*lengths: int) -> list[np.ndarray]:
+    return [np.full((n, 2), float(i), np.float32) for i, n in enumerate(lengths)]
+
+
+async def test_results_come_back_in_order_with_stamps(batcher: Batcher[np.ndarray, np.ndarray]) -> None:
+    futures = batcher.submit(items(5, 5, 5))
+    done = await asyncio.gather(*futures)
+    assert [float(d.value[0, 0]) for d in done] == [0.0, 2.0, 4.0]
+    assert {d.batch_size for d in done} == {3}
+    assert len({d.batch_id for d in done}) == 1
+    assert all(d.queued_s == 0.0 and d.compute_s == 0.0 for d in done)  # the fake clock stood still
+
+
+async def test_next_batch_fills_while_one_runs_and_lengths_never_mix(
+    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
+) -> None:
+    runner.gate.clear()
+    first = batcher.submit(items(5))
+    await runner.running.wait()
+    later = batcher.submit(items(5, 5, 9, 5, 5, 9))  # arrive while the first batch runs
+    assert batcher.queued == 6
+    runner.gate.set()
+    await asyncio.gather(*first, *later)
+    assert runner.batches == [[5], [5, 5, 5, 5], [9, 9]]
+
+
+async def test_cost_budget_caps_a_batch(runner: Runner, clock: Clock) -> None:
+    b = await make(runner, clock, max_batch_size=8, max_batch_cost=20)
+    runner.gate.clear()
+    first = b.submit(items(1))
+    await runner.running.wait()
+    rest = b.submit(items(7, 7, 7, 7))
+    runner.gate.set()
+    await asyncio.gather(*first, *rest)
+    await b.close()
+    assert runner.batches == [[1], [7, 7], [7, 7]]
+
+
+async def test_full_queue_rejects_at_once_and_queues_nothing(
+    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
+) -> None:
+    runner.gate.clear()
+    batcher.submit(items(3))
+    await runner.running.wait()
+    batcher.submit(items(*[3] * 8))
+    with pytest.raises(Overloaded, match=r"the queue is full \(8 of 10 windows waiting\)") as info:
+        batcher.submit(items(3, 3, 3))
+    assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
+    assert batcher.queued == 8
+
+
+async def test_expired_items_are_answered_and_never_computed(
+    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner, clock: Clock
+) -> None:
+    runner.gate.clear()
+    batcher.submit(items(3))
+    await runner.running.wait()
+    late = batcher.submit(items(4, 4), deadline=clock.now + 1)
+    fine = batcher.submit(items(4), deadline=clock.now + 100)
+    clock.now += 2
+    runner.gate.set()
+    for future in late:
+        with pytest.raises(DeadlineExceeded):
+            await future
+    await asyncio.gather(*fine)
+    assert runner.batches == [[3], [4]]
+
+
+async def test_cancelled_items_are_dropped(batcher: Batcher[np.ndarray, np.ndarray], runner: Runner) -> None:
+    runner.gate.clear()
+    batcher.submit(items(3))
+    await runner.running.wait()
+    gone = batcher.submit(items(6, 6))
+    kept = batcher.submit(items(6))
+    for future in gone:
+        future.cancel()
+    runner.gate.set()
+    await asyncio.gather(*kept)
+    assert runner.batches == [[3], [6]]
+    assert batcher.queued == 0
+
+
+async def test_a_failing_batch_fails_each_of_its_callers(
+    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
+) -> None:
+    runner.fail = KeyError("x")
+    futures = batcher.submit(items(2, 2))
+    for future in futures:
+        with pytest.raises(BackendError, match="batch failed: KeyError"):
+            await future
+    runner.fail = None
+    assert len(await asyncio.gather(*batcher.submit(items(2)))) == 1  # and the batcher goes on
+
+
+async def test_close_answers_queued_items_unavailable(runner: Runner, clock: Clock) -> None:
+    b = await make(runner, clock, max_batch_size=4, max_batch_cost=100)
+    runner.gate.clear()
+    running = b.submit(items(3))
+    await runner.running.wait()
+    queued = b.submit(items(5))
+    closing = asyncio.create_task(b.close())
+    await asyncio.sleep(0)
+    runner.gate.set()
+    await closing
+    assert (await running[0]).batch_size == 1  # the running batch finishes
+    with pytest.raises(Unavailable, match="shutting down"):
+        await queued[0]
+    with pytest.raises(Unavailable):
+        b.submit(items(1))
+
+
+async def test_waits_for_the_delay_to_fill_a_batch(runner: Runner) -> None:
+    b = await make(runner, max_batch_size=3, max_delay_s=60.0)
+    first = b.submit(items(4))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert runner.batches == []  # not full, not due: waits
+    rest = b.submit(items(4, 4))  # now full: leaves at once
+    await asyncio.gather(*first, *rest)
+    await b.close()
+    assert runner.batches == [[4, 4, 4]]
