@@ -1,0 +1,122 @@
+"""The ``motionlift`` command: the composition root. Settings are read here once and passed in."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service.config import DEFAULT_MODEL, Settings
+
+log = logging.getLogger("service")
+
+# Flags of `serve`, each overriding the MOTIONLIFT_<NAME> environment variable of the same Settings field.
+SERVE_FLAGS: dict[str, tuple[type, str]] = {
+    "host": (str, "address to bind REST and gRPC"),
+    "port": (int, "REST port (0 = any free port)"),
+    "grpc_port": (int, "gRPC port (0 = any free port)"),
+    "model": (Path, "TorchScript model file written by `motionlift export`"),
+    "device": (str, "cpu, cuda or cuda:N"),
+    "threads": (int, "intra-op threads of the model (0 = one per core)"),
+    "log_level": (str, "debug, info, warning or error"),
+    "max_frames": (int, "longest sequence per track, in frames"),
+    "max_tracks": (int, "most tracks per request"),
+    "max_body_bytes": (int, "largest request body in bytes"),
+    "overlap": (int, "default overlap of consecutive windows, in frames"),
+    "max_batch_size": (int, "most windows per model call"),
+    "max_batch_frames": (int, "most frames (windows x length) per model call"),
+    "max_queue_delay_ms": (float, "longest a window waits for its batch to fill"),
+    "max_queued_windows": (int, "queue bound; beyond it requests are rejected at once"),
+    "timeout_s": (float, "per-request deadline in seconds"),
+}
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment first, then every flag that was given on the command line."""
+    overrides = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from service.server import run
+
+    run(settings)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from service.model.checkpoint import build_model
+    from service.model.configs import resolve_config
+    from service.model.export import export_torchscript, model_meta
+
+    try:
+        name, hparams = resolve_config(args.config)
+        model = build_model(hparams, checkpoint=args.checkpoint, seed=args.seed)
+    except ValueError as exc:
+        print(f"motionlift export: {exc}", file=sys.stderr)
+        return 2
+    maxlen = int(hparams.get("maxlen", 243))
+    window = args.window or maxlen
+    if not 1 <= window <= maxlen:
+        print(f"motionlift export: --window must be in [1, {maxlen}], got {window}", file=sys.stderr)
+        return 2
+    trained = args.checkpoint is not None
+    weights = Path(args.checkpoint).name if trained else f"random initialisation, seed {args.seed}"
+    meta: dict[str, Any] = model_meta(
+        name, hparams, model, window=window, trained=trained, weights=weights, card=args.card
+    )
+    export_torchscript(model, args.out, meta)
+    log.info("wrote %s: %s, %d parameters, window %d, weights: %s", args.out, name, meta["params"], window, weights)
+    if not trained:
+        log.warning("these are RANDOM weights: the model runs, but its 3D output is not a real pose")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motionlift", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve REST (and gRPC) on the model file")
+    for name, (kind, text) in SERVE_FLAGS.items():
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=None,
+            help=f"{text} [env MOTIONLIFT_{name.upper()}]",
+        )
+    serve.set_defaults(func=_serve)
+
+    export = sub.add_parser("export", help="write a DSTformer as TorchScript for serving")
+    export.add_argument(
+        "--config",
+        default="small",
+        help="full, lite, small, tiny, or a JSON file of DSTformer hyperparameters",
+    )
+    export.add_argument(
+        "--checkpoint",
+        default=None,
+        help="official (model_pos) or MMPose (state_dict) checkpoint; none = seeded random weights",
+    )
+    export.add_argument("--seed", type=int, default=0, help="seed of the random weights (without --checkpoint)")
+    export.add_argument("--window", type=int, default=None, help="frames per model window (default: maxlen)")
+    export.add_argument("--card", default=None, help="model card of the weights, recorded in the metadata")
+    export.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write model.pt")
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The REST edge: parse JSON into the core's types, call ``Lifter.lift``, format the answer.
+
+Nothing is validated here beyond JSON types; errors come from the core as ``LiftError`` and are
+turned into ``{"error": {...}}`` bodies with the status from the error table (``service.errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import LiftError, PayloadTooLarge
+from service.inputs import LiftOptions
+from service.keypoints import JOINT_NAMES
+from service.lifter import Lifter, LiftResult, Track
+from service.schemas import ErrorResponse, LiftRequest, LiftResponse
+
+log = logging.getLogger(__name__)
+
+# Floats in answers are rounded: 1e-6 normalised units and 1e-3 px are far below the model's accuracy
+# and make answers about half as long as float32 printed in full.
+NORMALISED_DECIMALS = 6
+PIXEL_DECIMALS = 3
+
+
+def create_app(
+    lifter: Lifter,
+    *,
+    max_body_bytes: int,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """The FastAPI app over ``lifter``. Its lifespan starts the lifter (and ``on_start``, e.g. the gRPC
+    server) and closes them in reverse order on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await lifter.start()
+        try:
+            if on_start is not None:
+                await on_start()
+            yield
+        finally:
+            if on_stop is not None:
+                await on_stop()
+            await lifter.close()
+
+    app = FastAPI(
+        title="MotionLift",
+        summary="Lift 2D human keypoint sequences to 3D joints with MotionBERT's DSTformer.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    _add_error_handlers(app)
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The model is loaded and warmed up", responses={503: {"model": dict}})
+    async def readyz() -> JSONResponse:
+        ready = lifter.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/v1/model", summary="The served model")
+    async def model() -> dict[str, Any]:
+        info = lifter.info
+        return {
+            "name": info.name,
+            "config": info.config,
+            "hyperparams": info.hyperparams,
+            "params": info.params,
+            "window": info.window,
+            "joints": len(JOINT_NAMES),
+            "joint_names": list(JOINT_NAMES),
+            "precision": info.precision,
+            "device": info.device,
+            "trained": info.trained,
+            "weights": info.weights,
+            "card": info.card,
+        }
+
+    @app.post(
+        "/lift",
+        summary="Lift 2D keypoint sequences to 3D joints",
+        response_model=LiftResponse,
+        responses={
+            413: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+            504: {"model": ErrorResponse},
+        },
+    )
+    async def lift(body: LiftRequest, request: Request) -> Response:
+        options = LiftOptions(
+            layout=body.format,
+            image_size=body.image_size,
+            normalization=body.normalization,
+            flip=body.flip,
+            rootrel=body.rootrel,
+            pixels=body.pixels,
+            overlap=body.overlap,
+        )
+        if body.tracks is not None:
+            tracks = [
+                Track(str(t.id if t.id is not None else i), t.keypoints, f"tracks[{i}].keypoints")
+                for i, t in enumerate(body.tracks)
+            ]
+        else:
+            tracks = [Track("0", body.keypoints)]
+        result = await lifter.lift(tracks, options)
+        ids = [t.id if t.id is not None else i for i, t in enumerate(body.tracks or [])]
+        payload = _format(result, request.state.request_id, lifter, multi=body.tracks is not None, ids=ids)
+        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+    return app
+
+
+def _format(result: LiftResult, request_id: str, lifter: Lifter, *, multi: bool, ids: list[Any]) -> dict[str, Any]:
+    def track(t: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"joints3d": t.joints3d.astype(np.float64).round(NORMALISED_DECIMALS).tolist()}
+        if t.joints3d_px is not None:
+            out["joints3d_px"] = t.joints3d_px.astype(np.float64).round(PIXEL_DECIMALS).tolist()
+        return out
+
+    timing = result.timing
+    payload: dict[str, Any] = {"request_id": request_id}
+    if multi:
+        payload["frames"] = sum(len(t.joints3d) for t in result.tracks)
+        payload["tracks"] = [{"id": ids[i], "frames": len(t.joints3d), **track(t)} for i, t in enumerate(result.tracks)]
+    else:
+        payload["frames"] = len(result.tracks[0].joints3d)
+        payload.update(track(result.tracks[0]))
+    info = lifter.info
+    payload.update(
+        joint_names=list(JOINT_NAMES),
+        coordinates=result.coordinates,
+        latency_ms={
+            "preprocess": round(timing.preprocess_ms, 3),
+            "queue": round(timing.queue_ms, 3),
+            "inference": round(timing.inference_ms, 3),
+            "postprocess": round(timing.postprocess_ms, 3),
+            "total": round(timing.total_ms, 3),
+        },
+        batch_size=timing.batch_size,
+        batches=timing.batches,
+        windows=timing.windows,
+        model={"name": info.name, "config": info.config, "trained": info.trained},
+    )
+    return payload
+
+
+def _error(status: int, request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    return JSONResponse({"error": {**body, "request_id": request_id}}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            response = await call_next(request)
+        except Exception:
+            # Never a traceback to the client: a request id to find the log line instead.
+            log.exception(
+                "unhandled error in %s %s (request %s)",
+                request.method,
+                request.url.path,
+                request.state.request_id,
+            )
+            response = _error(500, request, {"code": "internal", "message": "internal error"})
+        response.headers["x-request-id"] = request.state.request_id
+        return response
+
+    @app.exception_handler(LiftError)
+    async def lift_error(request: Request, exc: LiftError) -> JSONResponse:
+        headers = None
+        if exc.retry_after_s is not None:
+            headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+        return _error(exc.http_status, request, exc.to_dict(), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = _field(first.get("loc", ()))
+        message = str(first.get("msg", "invalid request"))
+        if first.get("type") == "json_invalid":
+            field, message = "body", f"malformed JSON: {first.get('ctx', {}).get('error', message)}"
+        return _error(422, request, {"code": "invalid_input", "message": message, "field": field})
+
+
+def _field(loc: Any) -> str:
+    """``("body", "tracks", 1, "keypoints", 4)`` -> ``tracks[1].keypoints[4]``."""
+    out = ""
+    for part in loc:
+        if part == "body" and out == "":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+class _BodyLimit:
+    """Answer 413 to a body over ``max_bytes``: at once from Content-Length, or as soon as a streamed
+    (chunked) body passes the limit. The body is read here and replayed to the app in one message."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
+
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes", field="body")
+        request_id = str(scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+        body = json.dumps({"error": {**error.to_dict(), "request_id": request_id}}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-request-id", request_id.encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` first, then defers to the real one (for disconnects)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
