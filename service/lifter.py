@@ -62,6 +62,17 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Stamps:
+    """How a set of windows went through the batcher: waiting vs computing (ms), batches it took."""
+
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+    batches: int
+    windows: int
+
+
+@dataclass(frozen=True)
 class LiftResult:
     tracks: list[TrackResult]
     timing: Timing
@@ -137,11 +148,14 @@ class Lifter:
         out = await self.backend.infer(np.stack(items))
         return list(out)
 
-    async def lift(self, tracks: Sequence[Track], options: LiftOptions) -> LiftResult:
+    async def lift(
+        self, tracks: Sequence[Track], options: LiftOptions, *, timeout_s: float | None = None
+    ) -> LiftResult:
         """Lift every track to 3D.
 
+        ``timeout_s`` (e.g. a gRPC deadline) shortens the configured ``timeout_s``, never lengthens it.
         Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
-        ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (``timeout_s`` passed:
+        ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (the deadline passed:
         queued windows are dropped) and ``BackendError``.
         """
         t0 = time.perf_counter()
@@ -163,45 +177,64 @@ class Lifter:
             spans = windows.plan(len(x), window, overlap)
             prepared.append(_Prepared(track, len(x), spans, len(inputs)))
             inputs.extend(x[s:e] for s, e in spans)
-        count = len(inputs)
-        if options.flip:
-            inputs.extend(keypoints.flip(w) for w in inputs[:count])
         t1 = time.perf_counter()
+        outputs, stamps = await self.infer_windows(inputs, flip=options.flip, timeout_s=timeout_s)
+        t2 = time.perf_counter()
+        answers = [self._answer(p, outputs, options) for p in prepared]
+        t3 = time.perf_counter()
+        timing = Timing(
+            preprocess_ms=1000 * (t1 - t0),
+            queue_ms=stamps.queue_ms,
+            inference_ms=stamps.inference_ms,
+            postprocess_ms=1000 * (t3 - t2),
+            total_ms=1000 * (t3 - t0),
+            batch_size=stamps.batch_size,
+            batches=stamps.batches,
+            windows=stamps.windows,
+        )
+        return LiftResult(answers, timing, coordinates(options))
 
-        deadline = time.monotonic() + self.settings.timeout_s
-        futures = self.batcher.submit(inputs, deadline=deadline)
+    async def infer_windows(
+        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+    ) -> tuple[list[Array], Stamps]:
+        """Run normalised H36M windows ``[T_i, 17, 3]`` through the shared batcher; the outputs in order.
+
+        With ``flip`` each window also runs flipped and the two answers are averaged as the official flip
+        test does: ``(f(x) + flip(f(flip(x)))) / 2``. All windows are queued or none (``Overloaded``).
+        Raises ``Unavailable``, ``Overloaded``, ``DeadlineExceeded`` and ``BackendError``.
+        """
+        if not self.backend.ready:
+            raise Unavailable("the model is not ready")
+        timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
+        count = len(inputs)
+        batch = list(inputs)
+        if flip:
+            batch.extend(keypoints.flip(w) for w in inputs)
+        t0 = time.perf_counter()
+        futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout)
         try:
-            _done, pending = await asyncio.wait(futures, timeout=self.settings.timeout_s)
+            _, pending = await asyncio.wait(futures, timeout=timeout)
         finally:
             for future in futures:
                 future.cancel()  # no-op on finished ones; drops the rest from the queue
         if pending:
-            raise DeadlineExceeded(f"no answer within {self.settings.timeout_s} s; the request was dropped")
+            raise DeadlineExceeded(f"no answer within {timeout:g} s; the request was dropped")
         results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
-        t2 = time.perf_counter()
-
+        wait_ms = 1000 * (time.perf_counter() - t0)
         outputs = [r.value for r in results]
-        if options.flip:
-            # Official flip TTA: (f(x) + flip(f(flip(x)))) / 2.
+        if flip:
             half = np.float32(0.5)
             outputs = [(a + keypoints.flip(b)) * half for a, b in zip(outputs[:count], outputs[count:], strict=True)]
-        answers = [self._answer(p, outputs, options) for p in prepared]
-        t3 = time.perf_counter()
-
         batches = {r.batch_id: r.compute_s for r in results}
-        inference_ms = 1000 * sum(batches.values())
-        wait_ms = 1000 * (t2 - t1)
-        timing = Timing(
-            preprocess_ms=1000 * (t1 - t0),
+        inference_ms = min(1000 * sum(batches.values()), wait_ms)
+        stamps = Stamps(
             queue_ms=max(0.0, wait_ms - inference_ms),
-            inference_ms=min(inference_ms, wait_ms),
-            postprocess_ms=1000 * (t3 - t2),
-            total_ms=1000 * (t3 - t0),
+            inference_ms=inference_ms,
             batch_size=max(r.batch_size for r in results),
             batches=len(batches),
-            windows=len(inputs),
+            windows=len(batch),
         )
-        return LiftResult(answers, timing, coordinates(options))
+        return outputs, stamps
 
     def _default_overlap(self, window: int) -> int:
         if self.settings.overlap is not None:
