@@ -52,6 +52,7 @@ class Batcher(Generic[T, R]):
     """Collects items from many callers into batches for ``run``.
 
     ``run(items)`` must return one result per item, in order. It is awaited for one batch at a time.
+    ``on_batch(items, cost, seconds)`` is called after every successful batch (e.g. for metrics).
     Exceptions from ``run`` reach every caller of that batch (non-``LiftError`` ones as ``BackendError``).
     """
 
@@ -66,6 +67,7 @@ class Batcher(Generic[T, R]):
         max_delay_s: float,
         max_queued: int,
         clock: Callable[[], float] = time.monotonic,
+        on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
         self._run = run
         self._key = key
@@ -75,6 +77,7 @@ class Batcher(Generic[T, R]):
         self.max_delay_s = max_delay_s
         self.max_queued = max_queued
         self._clock = clock
+        self._on_batch = on_batch  # (items, cost, seconds) of every batch that ran
         self._groups: dict[Hashable, deque[_Entry[T, R]]] = {}
         self._queued = 0
         self._wake = asyncio.Event()
@@ -222,6 +225,8 @@ class Batcher(Generic[T, R]):
             return
         end = self._clock()
         self._last_batch_s = end - start
+        if self._on_batch is not None:
+            self._on_batch(len(batch), sum(e.cost for e in batch), end - start)
         for entry, value in zip(batch, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(Done(value, start - entry.enqueued, end - start, len(batch), batch_id))

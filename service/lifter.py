@@ -18,8 +18,9 @@ from service import keypoints, windows
 from service.backends.base import Array, Backend, ModelInfo
 from service.batcher import Batcher, Done
 from service.config import Settings
-from service.errors import DeadlineExceeded, InvalidInput, Unavailable
+from service.errors import DeadlineExceeded, InvalidInput, LiftError, Unavailable
 from service.inputs import LiftOptions, as_keypoints, check_options
+from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Lifter:
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self.backend = backend
         self.settings = settings
+        self.metrics = Metrics()
         self.batcher: Batcher[Array, Array] = Batcher(
             self._run_batch,
             key=len,
@@ -126,7 +128,9 @@ class Lifter:
             max_batch_cost=settings.max_batch_frames,
             max_delay_s=settings.max_queue_delay_ms / 1000,
             max_queued=settings.max_queued_windows,
+            on_batch=self.metrics.on_batch,
         )
+        self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
 
     @property
     def ready(self) -> bool:
@@ -156,8 +160,34 @@ class Lifter:
         ``timeout_s`` (e.g. a gRPC deadline) shortens the configured ``timeout_s``, never lengthens it.
         Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
         ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (the deadline passed:
-        queued windows are dropped) and ``BackendError``.
+        queued windows are dropped) and ``BackendError``. The outcome and stage latencies go to
+        ``metrics``; cancelling the call (client gone) drops its queued windows.
         """
+        try:
+            result = await self._lift(tracks, options, timeout_s)
+        except LiftError as exc:
+            self.metrics.on_request(exc.code)
+            raise
+        except asyncio.CancelledError:
+            self.metrics.on_request("cancelled")  # the client went away; its windows were dropped
+            raise
+        except Exception:
+            self.metrics.on_request("internal")
+            raise
+        t = result.timing
+        self.metrics.on_request(
+            "ok",
+            {
+                "preprocess": t.preprocess_ms,
+                "queue": t.queue_ms,
+                "inference": t.inference_ms,
+                "postprocess": t.postprocess_ms,
+                "total": t.total_ms,
+            },
+        )
+        return result
+
+    async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
         t0 = time.perf_counter()
         if not self.backend.ready:
             raise Unavailable("the model is not ready")

@@ -6,10 +6,11 @@ turned into ``{"error": {...}}`` bodies with the status from the error table (``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -73,6 +74,10 @@ def create_app(
         ready = lifter.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(lifter.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/v1/model", summary="The served model")
     async def model() -> dict[str, Any]:
         info = lifter.info
@@ -119,12 +124,36 @@ def create_app(
             ]
         else:
             tracks = [Track("0", body.keypoints)]
-        result = await lifter.lift(tracks, options)
+        result = await _unless_disconnected(request, lifter.lift(tracks, options))
+        if result is None:  # nobody to answer; 499 as nginx logs it
+            return Response(status_code=499)
         ids = [t.id if t.id is not None else i for i, t in enumerate(body.tracks or [])]
         payload = _format(result, request.state.request_id, lifter, multi=body.tracks is not None, ids=ids)
         return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
 
     return app
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, LiftResult]) -> LiftResult | None:
+    """Await ``work`` unless the client disconnects first: then cancel it (which drops its queued windows)
+    and return None. Once the body is read, the ASGI ``receive`` returns only when the client disconnects."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        log.info("client went away; request %s dropped", request.state.request_id)
+        return None
+    return task.result()
 
 
 def _format(result: LiftResult, request_id: str, lifter: Lifter, *, multi: bool, ids: list[Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 
@@ -10,12 +11,15 @@ from service.backends.base import Array, ModelInfo
 
 
 class FakeBackend:
-    """Returns ``x * 2`` of the input; records batch shapes; can be held open with ``gate`` or made to fail."""
+    """Returns ``x * 2`` of the input; records batch shapes; can be made to fail, or held: with ``gate`` (an
+    asyncio.Event, same loop) or ``hold`` (a threading.Event, for servers running in another thread)."""
 
     def __init__(self, *, window: int = 27, fail: BaseException | None = None) -> None:
         self.window = window
         self.fail = fail
         self.gate: asyncio.Event | None = None
+        self.hold: threading.Event | None = None
+        self.running = threading.Event()
         self.batches: list[tuple[int, ...]] = []
         self.started = asyncio.Event()
         self._ready = False
@@ -43,8 +47,11 @@ class FakeBackend:
     async def infer(self, batch: Array) -> Array:
         self.batches.append(batch.shape)
         self.started.set()
+        self.running.set()
         if self.gate is not None:
             await self.gate.wait()
+        if self.hold is not None:
+            await asyncio.to_thread(self.hold.wait)
         if self.fail is not None:
             raise self.fail
         out: Array = (batch * 2).astype(np.float32)
