@@ -78,6 +78,65 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def _batch1(rows: list[Any], row: Any) -> float:
+    return float(next(b.frames_per_s for b in rows if (b.config, b.window) == (row.config, row.window)))
+
+
+def _bench_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from service.bench.model import matmul_peak_gflops, measure
+    from service.bench.table import render
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    peak = matmul_peak_gflops()
+    rows = []
+    for config in args.configs.split(","):
+        rows += measure(config, _ints(args.windows), _ints(args.batches), seconds=args.seconds)
+    print(f"fp32 matmul peak (2048x2048, {torch.get_num_threads()} threads): {peak:,.1f} GFLOP/s")
+    print(
+        render(
+            ["config", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "vs batch 1"],
+            [
+                [
+                    r.config,
+                    r.window,
+                    r.batch,
+                    r.ms_per_call,
+                    r.frames_per_s,
+                    r.gflops,
+                    100 * r.gflops / peak,
+                    f"{r.frames_per_s / _batch1(rows, r):.2f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    return 0
+
+
+def _bench_load(args: argparse.Namespace) -> int:
+    from service.bench.load import run
+
+    setups = {"batched": args.serve_flags.split(), "unbatched": [*args.serve_flags.split(), "--max-batch-size", "1"]}
+    print(
+        run(
+            args.model,
+            frames=args.frames,
+            concurrency=_ints(args.concurrency),
+            seconds=args.seconds,
+            flip=args.flip,
+            setups=setups,
+            raw_batches=_ints(args.raw_batches),
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionlift", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--card", default=None, help="model card of the weights, recorded in the metadata")
     export.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write model.pt")
     export.set_defaults(func=_export)
+
+    bench = sub.add_parser("bench", help="benchmarks (see `motionlift bench model -h`)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    model = bench_sub.add_parser("model", help="raw model frames/s and GFLOP/s vs the machine's matmul peak")
+    model.add_argument("--configs", default="tiny,small,full", help="comma-separated configurations")
+    model.add_argument("--windows", default="27,81,243", help="comma-separated window lengths")
+    model.add_argument("--batches", default="1,4,16", help="comma-separated batch sizes")
+    model.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    model.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch default)")
+    model.set_defaults(func=_bench_model)
+    load = bench_sub.add_parser("load", help="REST load sweep: batched vs unbatched vs the raw backend, one run")
+    load.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
+    load.add_argument("--frames", type=int, default=27, help="frames per sequence (<= the model window)")
+    load.add_argument("--concurrency", default="1,8,64", help="comma-separated numbers of concurrent clients")
+    load.add_argument("--seconds", type=float, default=10.0, help="duration of each point")
+    load.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per request)")
+    load.add_argument("--raw-batches", default="1,2,4,8", help="batch sizes of the raw backend measurement")
+    load.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve` for both setups")
+    load.set_defaults(func=_bench_load)
     return parser
 
 

@@ -58,6 +58,14 @@ def model_meta(
     }
 
 
+def script(model: DSTformer) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` of ``model`` in eval mode: one module for any window length and batch size."""
+    model.eval()
+    with _torchscript_deprecation_silenced():
+        scripted: torch.jit.ScriptModule = torch.jit.script(model)
+    return scripted
+
+
 def export_torchscript(model: DSTformer, out: Path, meta: dict[str, Any]) -> None:
     """Script ``model`` (``torch.jit.script``, so the file accepts any window length 1..maxlen and any batch
     size) and save it to ``out`` with ``meta`` as the extra file ``motionlift.json``.
@@ -68,9 +76,7 @@ def export_torchscript(model: DSTformer, out: Path, meta: dict[str, Any]) -> Non
     failure.
     """
     meta_json = json.dumps(meta, sort_keys=True)
-    model.eval()
-    with _torchscript_deprecation_silenced():
-        scripted = torch.jit.script(model)
+    scripted = script(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

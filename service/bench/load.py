@@ -1,0 +1,250 @@
+"""Load benchmark of the served model: an asyncio load generator against a real server process.
+
+One run measures, side by side: the raw backend (the TorchScript file called directly, at several batch
+sizes), then the service started as a subprocess in each configuration (e.g. batched, and unbatched with
+``--max-batch-size 1``) under a sweep of concurrent clients, each sending the same sequence back to back.
+While the model is saturated, a side task measures ``GET /healthz`` latency (the event loop must stay free).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class LoadRow:
+    setup: str
+    concurrency: int
+    requests: int = 0
+    rejected: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    frames: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
+    health_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float, values: Sequence[float] | None = None) -> float:
+        data = self.latencies_ms if values is None else values
+        return float(np.percentile(data, q)) if data else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def request_body(frames: int, *, flip: bool) -> bytes:
+    """A deterministic smooth COCO-17 sequence in pixels of a 1920x1080 video."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform([700, 300], [1200, 900], size=(17, 2))
+    t = np.arange(frames)[:, None, None]
+    xy = base[None] + 40 * np.sin(t / 15 + np.arange(17)[None, :, None])
+    kp = np.concatenate([xy, np.full((frames, 17, 1), 0.9)], axis=-1).round(2)
+    body = {"keypoints": kp.tolist(), "format": "coco", "image_size": [1920, 1080], "flip": flip}
+    return json.dumps(body).encode()
+
+
+class ServerProcess:
+    """``motionlift serve`` in a subprocess on free ports; stopped with SIGTERM."""
+
+    def __init__(self, model: Path, flags: Sequence[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "service",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(free_port()),
+            "--log-level",
+            "warning",
+            *flags,
+        ]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def wait_ready(self, seconds: float = 300) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str) -> LoadRow:
+    """``concurrency`` clients send ``body`` back to back for ``seconds``; /healthz is pinged meanwhile."""
+    row = LoadRow(setup, concurrency)
+    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        stop = time.perf_counter() + seconds
+
+        async def client_loop() -> None:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                r = await client.post("/lift", content=body, headers=headers)
+                elapsed = 1000 * (time.perf_counter() - t0)
+                if r.status_code == 200:
+                    answer = r.json()
+                    row.requests += 1
+                    row.frames += frames
+                    row.latencies_ms.append(elapsed)
+                    row.batch_sizes.append(int(answer["batch_size"]))
+                elif r.status_code == 503:
+                    row.rejected += 1
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")) / 10)
+                else:
+                    row.errors += 1
+
+        async def health_loop() -> None:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                await client.get("/healthz")
+                row.health_ms.append(1000 * (time.perf_counter() - t0))
+                await asyncio.sleep(0.05)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)), health_loop())
+        row.seconds = time.perf_counter() - start
+    return row
+
+
+def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float) -> dict[int, float]:
+    """Frames/s of the TorchScript file called directly (as the backend calls it) per batch size."""
+    import torch
+
+    from service.bench.model import timed
+    from service.model.export import load_torchscript
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    scripted, _ = load_torchscript(model)
+    out = {}
+    for batch in batches:
+        x = torch.randn(batch, frames, 17, 3)
+
+        def call(x: torch.Tensor = x) -> object:
+            with torch.inference_mode():
+                return scripted(x)
+
+        for _ in range(2):
+            call()
+        out[batch] = batch * frames / timed(call, min_seconds=seconds)
+    return out
+
+
+def run(
+    model: Path,
+    *,
+    frames: int,
+    concurrency: Sequence[int],
+    seconds: float,
+    flip: bool,
+    setups: dict[str, list[str]],
+    raw_batches: Sequence[int],
+) -> str:
+    """The whole benchmark; returns the printed report."""
+    from service.bench.table import render
+
+    raw = raw_backend(model, frames, raw_batches, seconds=max(2.0, seconds / 3))
+    body = request_body(frames, flip=flip)
+    rows: list[LoadRow] = []
+    for name, flags in setups.items():
+        server = ServerProcess(model, flags)
+        try:
+            server.wait_ready()
+            for c in concurrency:
+                asyncio.run(drive(server.url, body, frames, min(c, 4), 1.0, name))  # warm the server's shapes
+                rows.append(asyncio.run(drive(server.url, body, frames, c, seconds, name)))
+        finally:
+            server.stop()
+    best_batch = max(raw, key=lambda b: raw[b])
+    lines = [
+        f"model {model}, {frames}-frame sequences (one window each), flip {'on' if flip else 'off'}, "
+        f"{seconds:g} s per point, {os.cpu_count()} cores",
+        "",
+        "raw backend (TorchScript called directly, model frames/s):",
+        render(["batch", "frames/s"], [[b, f] for b, f in raw.items()]),
+        "",
+        "served over REST (frames/s = frames of answered sequences):",
+        render(
+            [
+                "setup",
+                "clients",
+                "req/s",
+                "frames/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "mean batch",
+                "rejected",
+                "errors",
+                "healthz p99 ms",
+            ],
+            [
+                [
+                    r.setup,
+                    r.concurrency,
+                    r.requests / r.seconds,
+                    r.frames / r.seconds,
+                    r.percentile(50),
+                    r.percentile(95),
+                    r.percentile(99),
+                    float(np.mean(r.batch_sizes)) if r.batch_sizes else 0.0,
+                    r.rejected,
+                    r.errors,
+                    r.percentile(99, r.health_ms),
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+    ]
+    windows_per_request = 2 if flip else 1
+    for name in setups:
+        best = max((r for r in rows if r.setup == name), key=lambda r: r.frames)
+        served = best.frames * windows_per_request / best.seconds
+        lines.append(
+            f"{name}: best {served:,.1f} model frames/s at {best.concurrency} clients = "
+            f"{served / raw[best_batch]:.2f} x raw at its best batch ({best_batch})"
+        )
+    names = list(setups)
+    if len(names) == 2:
+        top = max(concurrency)
+        a, b = (next(r for r in rows if r.setup == n and r.concurrency == top) for n in names)
+        lines.append(
+            f"{names[0]} / {names[1]} at {top} clients: {(a.frames / a.seconds) / (b.frames / b.seconds):.2f} x"
+        )
+    return "\n".join(lines)
