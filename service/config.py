@@ -34,7 +34,9 @@ class Settings(BaseSettings):
 
     # Batching and backpressure.
     max_batch_size: int = Field(8, ge=1, description="most windows in one model call")
-    max_batch_frames: int = Field(2048, ge=1, description="most frames (windows x length) in one model call")
+    max_batch_frames: int | None = Field(
+        None, ge=1, description="most frames (windows x length) in one model call; None = from the model's width"
+    )
     max_queue_delay_ms: float = Field(2.0, ge=0, description="longest a window waits for a batch to fill")
     max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected")
     timeout_s: float = Field(30.0, gt=0, description="per-request deadline (queue + compute)")

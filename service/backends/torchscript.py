@@ -17,13 +17,16 @@ from service.errors import BackendError, Unavailable
 
 log = logging.getLogger(__name__)
 
+# Below this time per full window (batch 1, all cores) a model counts as small: it gets one core fewer.
+SMALL_MODEL_S = 0.1
+
 
 class TorchScriptBackend:
     """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
 
     All torch work runs in a single worker thread, so the event loop stays free and batches run one at a
-    time. ``threads`` sets torch's intra-op threads (0 = one per core): the server's own threads are
-    mostly idle I/O, so the model gets every core.
+    time. ``threads`` sets torch's intra-op threads; 0 = automatic: every core for a model whose window
+    takes at least ``SMALL_MODEL_S``, one core fewer for a small one (so the event loop keeps a core).
     """
 
     def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0) -> None:
@@ -58,16 +61,33 @@ class TorchScriptBackend:
 
         from service.model.export import load_torchscript
 
-        torch.set_num_threads(self._threads or os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(self._threads or cores)
         model, meta = load_torchscript(self._path, device=self._device)
         self._model = model
         self._info = ModelInfo.from_meta(meta, device=self._device)
         # Warm-up: TorchScript's profiling executor specialises on the first calls of each shape; run the
         # full window (the common case) a few times and a short one, so the first requests are not slow.
+        window = np.zeros((1, self._info.window, 17, 3), np.float32)
         t0 = time.perf_counter()
-        for length in (self._info.window, self._info.window, self._info.window, 1):
-            self._run(np.zeros((1, length, 17, 3), np.float32))
-        log.info("model warmed up in %.2f s", time.perf_counter() - t0)
+        for _ in range(3):
+            self._run(window)
+        self._run(window[:, :1])
+        t1 = time.perf_counter()
+        self._run(window)
+        per_window = time.perf_counter() - t1
+        if not self._threads and cores > 1 and self._device == "cpu" and per_window < SMALL_MODEL_S:
+            # A small model: the server's own per-request work (HTTP, JSON, numpy) is a sizeable share of
+            # a request, and intra-op threads on every core spin against it. Measured on 2 cores with the
+            # tiny reference (27 frames): 1 thread 11.6 ms p50 in the core, 2 threads 10-70 ms under load.
+            torch.set_num_threads(cores - 1)
+        log.info(
+            "model warmed up in %.2f s; one %d-frame window %.1f ms; %d intra-op threads",
+            t1 - t0,
+            self._info.window,
+            1000 * per_window,
+            torch.get_num_threads(),
+        )
 
     def _run(self, batch: Array) -> Array:
         import torch

@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 
@@ -89,9 +90,10 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited with code {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:  # refused while starting, or 503 (HTTPError) until ready
                 pass
             time.sleep(0.2)
         raise RuntimeError("the server did not become ready")
@@ -104,41 +106,79 @@ class ServerProcess:
             self.proc.kill()
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client: the benchmark must spend its CPU on the server, not on itself
+    (on a 2-core machine an httpx client costs about as much CPU per request as the server's own work)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
+        self.writer.write(head.encode() + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        content = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection") == "close":
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, headers, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+BATCH_SIZE = re.compile(rb'"batch_size":(\d+)')
+
+
 async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str) -> LoadRow:
     """``concurrency`` clients send ``body`` back to back for ``seconds``; /healthz is pinged meanwhile."""
     row = LoadRow(setup, concurrency)
-    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-    headers = {"content-type": "application/json"}
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        stop = time.perf_counter() + seconds
+    host, port = url.removeprefix("http://").split(":")
+    stop = time.perf_counter() + seconds
 
-        async def client_loop() -> None:
+    async def client_loop() -> None:
+        conn = Connection(host, int(port))
+        try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                r = await client.post("/lift", content=body, headers=headers)
+                status, headers, content = await conn.request("POST", "/lift", body)
                 elapsed = 1000 * (time.perf_counter() - t0)
-                if r.status_code == 200:
-                    answer = r.json()
+                if status == 200:
+                    match = BATCH_SIZE.search(content)
                     row.requests += 1
                     row.frames += frames
                     row.latencies_ms.append(elapsed)
-                    row.batch_sizes.append(int(answer["batch_size"]))
-                elif r.status_code == 503:
+                    row.batch_sizes.append(int(match.group(1)) if match else 0)
+                elif status == 503:
                     row.rejected += 1
-                    await asyncio.sleep(float(r.headers.get("retry-after", "1")) / 10)
+                    await asyncio.sleep(float(headers.get("retry-after", "1")) / 10)
                 else:
                     row.errors += 1
+        finally:
+            conn.close()
 
-        async def health_loop() -> None:
+    async def health_loop() -> None:
+        conn = Connection(host, int(port))
+        try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                await client.get("/healthz")
+                await conn.request("GET", "/healthz")
                 row.health_ms.append(1000 * (time.perf_counter() - t0))
                 await asyncio.sleep(0.05)
+        finally:
+            conn.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)), health_loop())
-        row.seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)), health_loop())
+    row.seconds = time.perf_counter() - start
     return row
 
 

@@ -193,3 +193,13 @@ async def test_waits_for_the_delay_to_fill_a_batch(runner: Runner) -> None:
     await asyncio.gather(*first, *rest)
     await b.close()
     assert runner.batches == [[4, 4, 4]]
+
+
+def test_frame_budget_follows_the_model_width() -> None:
+    from service.backends.base import ModelInfo
+    from service.lifter import frame_budget
+
+    def info(width: int) -> ModelInfo:
+        return ModelInfo("m", "c", 0, 243, False, "w", "fp32", "cpu", hyperparams={"dim_feat": width})
+
+    assert [frame_budget(info(w)) for w in (64, 128, 256, 512)] == [640, 320, 160, 80]
