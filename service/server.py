@@ -11,14 +11,19 @@ from service.backends.torchscript import TorchScriptBackend
 from service.config import Settings
 from service.lifter import Lifter
 from service.rest import create_app
+from service.rpc import RpcServer
 
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings) -> FastAPI:
-    """The whole service for ``settings``; nothing starts until the app's lifespan runs."""
-    backend = TorchScriptBackend(settings.model, device=settings.device, threads=settings.threads)
-    lifter = Lifter(backend, settings)
+def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
+    """The whole service for ``settings``: REST, and gRPC on ``settings.grpc_port`` (``app.state.grpc``, an
+    ``RpcServer`` whose ``port`` is the bound one once started). Nothing starts until the app's lifespan
+    runs. ``lifter`` replaces the TorchScript one (tests pass one over a fake backend)."""
+    if lifter is None:
+        backend = TorchScriptBackend(settings.model, device=settings.device, threads=settings.threads)
+        lifter = Lifter(backend, settings)
+    rpc = RpcServer(lifter, settings)
 
     async def announce() -> None:
         info = lifter.info
@@ -37,7 +42,15 @@ def build_app(settings: Settings) -> FastAPI:
                 info.weights,
             )
 
-    return create_app(lifter, max_body_bytes=settings.max_body_bytes, on_start=announce)
+    async def start() -> None:
+        await announce()
+        await rpc.start()
+
+    # The lifespan owns the gRPC server: uvicorn re-raises SIGTERM after serve(), so nothing placed after
+    # it would ever run. on_stop turns health NOT_SERVING, drains gRPC, then the lifter closes.
+    app = create_app(lifter, max_body_bytes=settings.max_body_bytes, on_start=start, on_stop=rpc.stop)
+    app.state.grpc = rpc
+    return app
 
 
 def run(settings: Settings) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,32 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Served:
+    """Where the session's service answers: REST base URL and gRPC target (``host:port``)."""
+
+    rest_url: str
+    grpc_target: str
+
+
 @pytest.fixture(scope="session")
-def rest_url(tiny_model: Path) -> Iterator[str]:
-    """One real uvicorn server on the tiny model for the whole session (tests must not change its state)."""
-    settings = Settings(model=tiny_model, max_frames=2000, max_body_bytes=4 * 1024 * 1024)
-    with serve_rest(build_app(settings)) as url:
-        yield url
+def served(tiny_model: Path) -> Iterator[Served]:
+    """The whole service (uvicorn + gRPC, one process and loop) on the tiny model, both on free ports of
+    127.0.0.1, for the whole session (tests must not change its state)."""
+    settings = Settings(model=tiny_model, max_frames=2000, max_body_bytes=4 * 1024 * 1024, grpc_port=0)
+    app = build_app(settings)
+    with serve_rest(app) as url:
+        yield Served(url, f"127.0.0.1:{app.state.grpc.port}")
+
+
+@pytest.fixture(scope="session")
+def rest_url(served: Served) -> str:
+    return served.rest_url
+
+
+@pytest.fixture(scope="session")
+def grpc_target(served: Served) -> str:
+    return served.grpc_target
 
 
 def project(

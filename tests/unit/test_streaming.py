@@ -1,0 +1,266 @@
+"""Stream sessions over a fake model (output = 2 x input) held open with events: windows, look-ahead, hop,
+the skip policy, expiry, validation. No sleeps: every wait is for an answer or an event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.config import Settings
+from service.errors import DeadlineExceeded, InvalidInput, Overloaded
+from service.lifter import Lifter
+from service.stream_io import FrameAnswer, StreamConfig, StreamPlan, TrackFrame, resolve
+from service.streaming import StreamSession
+from tests.fakes import FakeBackend
+
+WINDOW = 8  # the fake model's window
+
+
+def pose(t: int, track: int = 0) -> np.ndarray:
+    """A distinct H36M pose per (frame, track); score 0.5 so 2 x pose stays recognisable."""
+    xy = np.stack([np.arange(17) * 0.01 + t, np.full(17, track * 10.0)], axis=-1)
+    return np.concatenate([xy, np.full((17, 1), 0.5)], axis=-1).astype(np.float32)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def lifter() -> AsyncIterator[Lifter]:
+    backend = FakeBackend(window=WINDOW)
+    lifter = Lifter(backend, Settings(max_queue_delay_ms=0))
+    await lifter.start()
+    yield lifter
+    await lifter.close()
+
+
+def plan(**config: Any) -> StreamPlan:
+    return resolve(StreamConfig(layout="h36m", normalization="none", **config), model_window=WINDOW)
+
+
+def session(lifter: Lifter, clock: Clock | None = None, **config: Any) -> StreamSession:
+    kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return StreamSession(lifter, plan(**config), max_tracks=3, **kwargs)
+
+
+def frame(t: int, track: str = "a", i: int = 0, **kw: Any) -> TrackFrame:
+    """Frame t of track ``track`` (a, b, c...), sent as the i-th track of its message."""
+    return TrackFrame(track, pose(t, ord(track) - ord("a")), field=f"frame.tracks[{i}]", **kw)
+
+
+async def take(s: StreamSession, n: int) -> list[FrameAnswer]:
+    out: list[FrameAnswer] = []
+    if n:
+        async for answer in s.answers():
+            out.append(answer)
+            if len(out) == n:
+                break
+    return out
+
+
+async def rest(s: StreamSession) -> list[FrameAnswer]:
+    await s.finish()
+    return [a async for a in s.answers()]
+
+
+def expect(answer: FrameAnswer, t: int, first: int, track: int = 0) -> None:
+    """The answer is frame t, from a window whose first frame is ``first`` (root depth 0 at that row)."""
+    want = 2 * pose(t, track)
+    if t == first:
+        want[0, 2] = 0.0
+    np.testing.assert_array_equal(answer.joints3d, want)
+
+
+def test_resolve_defaults_and_errors() -> None:
+    p = plan()
+    assert (p.window, p.hop, p.mode, p.lookahead, p.expiry_s) == (WINDOW, 1, "causal", 0, 10.0)
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"normalization": None}, "config.image_size"),  # would be crop
+        ({"normalization": "crop", "image_size": (640, 480)}, "config.normalization"),
+        ({"layout": "body25"}, "config.format"),
+        ({"pixels": True}, "config.pixels"),
+        ({"window": WINDOW + 1}, "config.window"),
+        ({"hop": 2}, "config.hop"),
+        ({"lookahead": 1}, "config.lookahead"),
+        ({"mode": "lookahead"}, "config.lookahead"),
+        ({"mode": "lookahead", "lookahead": WINDOW}, "config.lookahead"),
+        ({"mode": "lookahead", "lookahead": 3, "hop": WINDOW - 2}, "config.hop"),
+        ({"expiry_s": -1.0}, "config.track_expiry_s"),
+    ]
+    for change, field in bad:
+        config = {"layout": "h36m", "normalization": "none", **change}
+        with pytest.raises(InvalidInput) as info:
+            resolve(StreamConfig(**config), model_window=WINDOW)
+        assert info.value.field == field, change
+    pixel = resolve(StreamConfig(layout="coco", image_size=(640, 480)), model_window=WINDOW)
+    assert pixel.options.resolved_normalization() == "pixel" and pixel.options.resolved_pixels()
+
+
+async def test_causal_answers_each_frame_from_the_window_ending_at_it(lifter: Lifter) -> None:
+    s = session(lifter)
+    for t in range(12):
+        s.push([frame(t)])
+        (answer,) = await take(s, 1)
+        assert (answer.frame_index, answer.lookahead, answer.window_frames) == (t, 0, min(t + 1, WINDOW))
+        expect(answer, t, first=max(0, t - WINDOW + 1))
+        assert (answer.skipped, answer.skipped_total, answer.batch_size) == (0, 0, 2)  # + its flipped copy
+    assert await rest(s) == []
+
+
+async def test_lookahead_waits_for_k_frames_and_flushes_at_the_end(lifter: Lifter) -> None:
+    s = session(lifter, mode="lookahead", lookahead=2)
+    answers = []
+    for t in range(10):
+        s.push([frame(t, frame_index=100 + t, timestamp_s=t / 30)])
+        answers += await take(s, 1 if t >= 2 else 0)
+    assert [a.frame_index for a in answers] == list(range(100, 108))
+    for t, a in enumerate(answers):
+        assert (a.lookahead, a.timestamp_s) == (2, t / 30)
+        expect(a, t, first=max(0, t + 2 - WINDOW + 1))
+    tail = await rest(s)  # frames 8 and 9, from the window ending at frame 9
+    assert [(a.frame_index, a.lookahead) for a in tail] == [(108, 1), (109, 0)]
+
+
+async def test_hop_shares_one_window_between_hop_frames(lifter: Lifter) -> None:
+    s = session(lifter, mode="lookahead", lookahead=1, hop=3)
+    got = []
+    for t in range(8):
+        s.push([frame(t)])
+        due = t >= 1 and (t - 1 + 1) % 3 == 0  # 3 frames have their 1 later frame at t = 3, 6
+        got += [(a.frame_index, a.lookahead, a.window_frames) for a in await take(s, 3 if due else 0)]
+    assert got == [(0, 3, 4), (1, 2, 4), (2, 1, 4), (3, 3, 7), (4, 2, 7), (5, 1, 7)]
+    assert [(a.frame_index, a.lookahead) for a in await rest(s)] == [(6, 1), (7, 0)]
+
+
+async def test_latest_frame_wins_while_the_model_is_busy(lifter: Lifter) -> None:
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)
+    backend.gate = gate = asyncio.Event()
+    s = session(lifter)
+    s.push([frame(0)])
+    await backend.started.wait()  # frame 0's window is in the model
+    for t in (1, 2, 3):
+        s.push([frame(t)])  # each replaces the waiting window: 1 and 2 go stale
+    gate.set()
+    first, second = await take(s, 2)
+    assert (first.frame_index, first.skipped) == (0, 0)
+    assert (second.frame_index, second.skipped, second.skipped_total, second.window_frames) == (3, 2, 2, 4)
+    s.push([frame(4)])
+    (third,) = await take(s, 1)
+    assert (third.frame_index, third.skipped, third.skipped_total) == (4, 0, 2)
+
+
+async def test_a_burst_is_answered_by_its_newest_frame_only(lifter: Lifter) -> None:
+    s = session(lifter)
+    s.push([frame(0)])
+    for t in range(1, 5):
+        s.push([frame(t)])  # no await between: the worker has not started yet
+    (answer,) = await take(s, 1)
+    assert (answer.frame_index, answer.skipped, answer.window_frames) == (4, 4, 5)
+
+
+async def test_a_refused_window_is_skipped_and_reported(lifter: Lifter, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = lifter.infer_windows
+    refused = asyncio.Event()
+
+    async def full_once(*args: Any, **kwargs: Any) -> Any:
+        if not refused.is_set():
+            refused.set()  # the worker records the skip before this test runs again
+            raise Overloaded("the queue is full")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(lifter, "infer_windows", full_once)
+    s = session(lifter)
+    s.push([frame(0)])
+    await refused.wait()
+    s.push([frame(1)])
+    (answer,) = await take(s, 1)
+    assert (answer.frame_index, answer.skipped, answer.skipped_total, answer.window_frames) == (1, 1, 1, 2)
+
+
+async def test_tracks_keep_their_own_windows(lifter: Lifter) -> None:
+    s = session(lifter)
+    sent: dict[str, list[int]] = {"a": [], "b": []}  # the pose sent as each frame of each track
+    for t in range(12):
+        message = [frame(t, "a")] + ([frame(50 + t, "b", i=1)] if t % 3 else [])
+        for f in message:
+            sent[f.track_id].append(t if f.track_id == "a" else 50 + t)
+        s.push(message)
+        answers = await take(s, len(message))
+        assert sorted(a.track_id for a in answers) == sorted(f.track_id for f in message)
+        for a in answers:
+            n = len(sent[a.track_id])  # every frame so far was answered: this is the newest one
+            assert (a.frame_index, a.window_frames) == (n - 1, min(n, WINDOW))
+            shown = sent[a.track_id][-1]
+            expect(a, shown, first=shown if n == 1 else -1, track=ord(a.track_id) - ord("a"))
+    assert sorted(s.tracks) == ["a", "b"]
+
+
+async def test_silent_tracks_expire(lifter: Lifter) -> None:
+    clock = Clock()
+    s = session(lifter, clock=clock, expiry_s=5.0)
+    s.push([frame(0, "a"), frame(0, "b")])
+    await take(s, 2)
+    clock.now += 3
+    s.push([frame(1, "b")])
+    await take(s, 1)
+    clock.now += 3  # a silent for 6 s, b for 3 s
+    s.push([frame(2, "b")])
+    assert s.tracks == ["b"]
+    (answer,) = await take(s, 1)
+    assert answer.window_frames == 3
+    s.push([frame(1, "a")])  # a starts over from an empty window
+    (answer,) = await take(s, 1)
+    assert (answer.track_id, answer.frame_index, answer.window_frames) == ("a", 0, 1)
+    await s.close()
+
+
+async def test_an_idle_stream_expires_its_tracks_and_answers_their_last_frames(lifter: Lifter) -> None:
+    s = session(lifter, mode="lookahead", lookahead=2, expiry_s=0.01)
+    s.push([frame(0)])  # waits for 2 later frames that never come
+    (answer,) = await take(s, 1)  # the expiry timer answers it from the window ending at it
+    assert (answer.frame_index, answer.lookahead) == (0, 0)
+    assert s.tracks == []
+    await s.close()
+
+
+@pytest.mark.parametrize(
+    ("frames", "field"),
+    [
+        ([TrackFrame("a", np.full((17, 3), np.nan), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0]"),
+        ([TrackFrame("a", np.zeros((26, 3)), field="frame.tracks[0]")], "frame.tracks[0].keypoints"),
+        ([TrackFrame("a", np.full((17, 3), 2.0), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0][2]"),
+        ([frame(0, "a"), frame(1, "a", i=1)], "frame.tracks[1]"),
+        ([frame(0, t, i=i) for i, t in enumerate("abcd")], "frame.tracks[3]"),
+        ([frame(0, "a", frame_index=5)], "frame.tracks[0].frame_index"),
+        ([frame(0, "b", timestamp_s=float("inf"))], "frame.tracks[0].timestamp_s"),
+    ],
+)
+async def test_bad_frames_name_the_field_and_change_nothing(
+    lifter: Lifter, frames: list[TrackFrame], field: str
+) -> None:
+    s = session(lifter)
+    s.push([frame(0, "a", frame_index=5)])
+    await take(s, 1)
+    with pytest.raises(InvalidInput) as info:
+        s.push(frames)
+    assert info.value.field == field
+    assert s.tracks == ["a"]
+    await s.close()
+
+
+async def test_a_core_failure_ends_the_stream(lifter: Lifter) -> None:
+    s = StreamSession(lifter, plan(), max_tracks=1, timeout_s=lambda: 0.0)
+    s.push([frame(0)])
+    with pytest.raises(DeadlineExceeded):
+        await take(s, 1)
+    await s.close()
