@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -28,10 +29,9 @@ from service.schemas import ErrorResponse, LiftRequest, LiftResponse
 
 log = logging.getLogger(__name__)
 
-# Floats in answers are rounded: 1e-6 normalised units and 1e-3 px are far below the model's accuracy
-# and make answers about half as long as float32 printed in full.
-NORMALISED_DECIMALS = 6
-PIXEL_DECIMALS = 3
+# Answers are written by orjson straight from the float32 arrays (the shortest text that reads back as the
+# same float32): for a 243-frame answer 1.8 ms on the event loop, against 30 ms for round + tolist + json.
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def create_app(
@@ -130,7 +130,7 @@ def create_app(
             return Response(status_code=499)
         ids = [t.id if t.id is not None else i for i, t in enumerate(body.tracks or [])]
         payload = _format(result, request.state.request_id, lifter, multi=body.tracks is not None, ids=ids)
-        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
 
     return app
 
@@ -159,9 +159,9 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, LiftR
 
 def _format(result: LiftResult, request_id: str, lifter: Lifter, *, multi: bool, ids: list[Any]) -> dict[str, Any]:
     def track(t: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"joints3d": t.joints3d.astype(np.float64).round(NORMALISED_DECIMALS).tolist()}
+        out: dict[str, Any] = {"joints3d": np.ascontiguousarray(t.joints3d)}
         if t.joints3d_px is not None:
-            out["joints3d_px"] = t.joints3d_px.astype(np.float64).round(PIXEL_DECIMALS).tolist()
+            out["joints3d_px"] = np.ascontiguousarray(t.joints3d_px)
         return out
 
     timing = result.timing

@@ -62,9 +62,9 @@ async def test_lift_answers_what_rest_answers(stub: Any, rest_url: str) -> None:
     assert answer.request_id == "grpc-1"
     assert [t.id for t in answer.tracks] == ["a", "b"]
     for got, want in zip(answer.tracks, rest["tracks"], strict=True):
-        # REST rounds to 1e-6 normalised / 1e-3 px; gRPC sends the float32 values themselves.
-        assert joints(got.joints3d).astype(np.float64).round(6).tolist() == want["joints3d"]
-        assert joints(got.joints3d_px).astype(np.float64).round(3).tolist() == want["joints3d_px"]
+        # Both edges send the float32 values themselves (REST as their shortest exact text).
+        assert joints(got.joints3d).tolist() == np.asarray(want["joints3d"], np.float32).tolist()
+        assert joints(got.joints3d_px).tolist() == np.asarray(want["joints3d_px"], np.float32).tolist()
     assert list(answer.joint_names) == list(JOINT_NAMES)
     assert {"units": answer.coordinates.units, "space": answer.coordinates.space} == {
         k: rest["coordinates"][k] for k in ("units", "space")
@@ -105,7 +105,7 @@ async def test_lift_options_as_rest(stub: Any, rest_url: str) -> None:
     answer = await stub.Lift(request, timeout=60)
     (track,) = answer.tracks
     assert track.id == "0" and not track.HasField("joints3d_px")
-    assert joints(track.joints3d).astype(np.float64).round(6).tolist() == rest["joints3d"]
+    assert joints(track.joints3d).tolist() == np.asarray(rest["joints3d"], np.float32).tolist()
     assert answer.latency.windows == 1  # no flipped copy
     assert answer.coordinates.root == rest["coordinates"]["root"]
 

@@ -80,7 +80,7 @@ def test_official_clipping_equals_infer_wild(rest_url: str, golden: dict[str, np
     got = np.asarray(out["joints3d_px" if mode == "pixel" else "joints3d"])
     want = golden[f"tiny_wild_out_{mode}"]
     assert got.shape == want.shape == (300, 17, 3)
-    # Answers are rounded to 1e-6 normalised / 1e-3 px.
+    # Answers are float32 values.
     tolerance = 1e-3 if mode == "pixel" else 1e-4
     assert np.abs(got - want).max() <= tolerance
 
