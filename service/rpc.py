@@ -25,8 +25,9 @@ from grpc_reflection.v1alpha import reflection
 from service import rpc_wire as wire
 from service.config import Settings
 from service.errors import LiftError
-from service.lifter import Lifter, coordinates
+from service.lifter import Lifter
 from service.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
+from service.results import coordinates
 from service.stream_io import resolve
 from service.streaming import StreamSession
 

@@ -17,8 +17,9 @@ from service.backends.base import Array, ModelInfo
 from service.errors import InvalidInput
 from service.inputs import LiftOptions, Normalization
 from service.keypoints import JOINT_NAMES
-from service.lifter import LiftResult, Track
+from service.lifter import Track
 from service.pb.motionlift.v1 import lift_pb2 as pb
+from service.results import LiftResult
 from service.stream_io import FrameAnswer, Mode, StreamConfig, StreamPlan, TrackFrame
 
 FORMATS: dict[int, str] = {pb.FORMAT_H36M: "h36m", pb.FORMAT_COCO: "coco", pb.FORMAT_HALPE26: "halpe26"}
