@@ -120,7 +120,7 @@ def _bench_model(args: argparse.Namespace) -> int:
 
 
 def _bench_load(args: argparse.Namespace) -> int:
-    from service.bench.load import run
+    from service.bench.sweep import run
 
     setups = {"batched": args.serve_flags.split(), "unbatched": [*args.serve_flags.split(), "--max-batch-size", "1"]}
     print(
@@ -132,6 +132,7 @@ def _bench_load(args: argparse.Namespace) -> int:
             flip=args.flip,
             setups=setups,
             raw_batches=_ints(args.raw_batches),
+            protocols=args.protocols.split(","),
         )
     )
     return 0
@@ -178,13 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     model.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch default)")
     model.set_defaults(func=_bench_model)
-    load = bench_sub.add_parser("load", help="REST load sweep: batched vs unbatched vs the raw backend, one run")
+    load = bench_sub.add_parser("load", help="REST + gRPC load sweep: batched vs unbatched vs the raw backend, one run")
     load.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
     load.add_argument("--frames", type=int, default=27, help="frames per sequence (<= the model window)")
     load.add_argument("--concurrency", default="1,8,64", help="comma-separated numbers of concurrent clients")
     load.add_argument("--seconds", type=float, default=10.0, help="duration of each point")
     load.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per request)")
     load.add_argument("--raw-batches", default="1,2,4,8", help="batch sizes of the raw backend measurement")
+    load.add_argument("--protocols", default="rest,grpc", help="rest, grpc or both (comma-separated)")
     load.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve` for both setups")
     load.set_defaults(func=_bench_load)
     return parser

@@ -66,7 +66,9 @@ class ServerProcess:
 
     def __init__(self, model: Path, flags: Sequence[str]) -> None:
         self.port = free_port()
+        self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         cmd = [
             sys.executable,
             "-m",
@@ -77,7 +79,7 @@ class ServerProcess:
             "--port",
             str(self.port),
             "--grpc-port",
-            str(free_port()),
+            str(self.grpc_port),
             "--log-level",
             "warning",
             *flags,
@@ -138,6 +140,20 @@ class Connection:
 BATCH_SIZE = re.compile(rb'"batch_size":(\d+)')
 
 
+async def ping_health(url: str, stop: float, row: LoadRow) -> None:
+    """``GET /healthz`` every 50 ms until ``stop``: its latency shows whether the event loop is ever blocked."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = Connection(host, int(port))
+    try:
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            await conn.request("GET", "/healthz")
+            row.health_ms.append(1000 * (time.perf_counter() - t0))
+            await asyncio.sleep(0.05)
+    finally:
+        conn.close()
+
+
 async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str) -> LoadRow:
     """``concurrency`` clients send ``body`` back to back for ``seconds``; /healthz is pinged meanwhile."""
     row = LoadRow(setup, concurrency)
@@ -165,19 +181,8 @@ async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: f
         finally:
             conn.close()
 
-    async def health_loop() -> None:
-        conn = Connection(host, int(port))
-        try:
-            while time.perf_counter() < stop:
-                t0 = time.perf_counter()
-                await conn.request("GET", "/healthz")
-                row.health_ms.append(1000 * (time.perf_counter() - t0))
-                await asyncio.sleep(0.05)
-        finally:
-            conn.close()
-
     start = time.perf_counter()
-    await asyncio.gather(*(client_loop() for _ in range(concurrency)), health_loop())
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)), ping_health(url, stop, row))
     row.seconds = time.perf_counter() - start
     return row
 
@@ -203,88 +208,3 @@ def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float
             call()
         out[batch] = batch * frames / timed(call, min_seconds=seconds)
     return out
-
-
-def run(
-    model: Path,
-    *,
-    frames: int,
-    concurrency: Sequence[int],
-    seconds: float,
-    flip: bool,
-    setups: dict[str, list[str]],
-    raw_batches: Sequence[int],
-) -> str:
-    """The whole benchmark; returns the printed report."""
-    from service.bench.table import render
-
-    raw = raw_backend(model, frames, raw_batches, seconds=max(2.0, seconds / 3))
-    body = request_body(frames, flip=flip)
-    rows: list[LoadRow] = []
-    for name, flags in setups.items():
-        server = ServerProcess(model, flags)
-        try:
-            server.wait_ready()
-            for c in concurrency:
-                asyncio.run(drive(server.url, body, frames, min(c, 4), 1.0, name))  # warm the server's shapes
-                rows.append(asyncio.run(drive(server.url, body, frames, c, seconds, name)))
-        finally:
-            server.stop()
-    best_batch = max(raw, key=lambda b: raw[b])
-    lines = [
-        f"model {model}, {frames}-frame sequences (one window each), flip {'on' if flip else 'off'}, "
-        f"{seconds:g} s per point, {os.cpu_count()} cores",
-        "",
-        "raw backend (TorchScript called directly, model frames/s):",
-        render(["batch", "frames/s"], [[b, f] for b, f in raw.items()]),
-        "",
-        "served over REST (frames/s = frames of answered sequences):",
-        render(
-            [
-                "setup",
-                "clients",
-                "req/s",
-                "frames/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "mean batch",
-                "rejected",
-                "errors",
-                "healthz p99 ms",
-            ],
-            [
-                [
-                    r.setup,
-                    r.concurrency,
-                    r.requests / r.seconds,
-                    r.frames / r.seconds,
-                    r.percentile(50),
-                    r.percentile(95),
-                    r.percentile(99),
-                    float(np.mean(r.batch_sizes)) if r.batch_sizes else 0.0,
-                    r.rejected,
-                    r.errors,
-                    r.percentile(99, r.health_ms),
-                ]
-                for r in rows
-            ],
-        ),
-        "",
-    ]
-    windows_per_request = 2 if flip else 1
-    for name in setups:
-        best = max((r for r in rows if r.setup == name), key=lambda r: r.frames)
-        served = best.frames * windows_per_request / best.seconds
-        lines.append(
-            f"{name}: best {served:,.1f} model frames/s at {best.concurrency} clients = "
-            f"{served / raw[best_batch]:.2f} x raw at its best batch ({best_batch})"
-        )
-    names = list(setups)
-    if len(names) == 2:
-        top = max(concurrency)
-        a, b = (next(r for r in rows if r.setup == n and r.concurrency == top) for n in names)
-        lines.append(
-            f"{names[0]} / {names[1]} at {top} clients: {(a.frames / a.seconds) / (b.frames / b.seconds):.2f} x"
-        )
-    return "\n".join(lines)
