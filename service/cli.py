@@ -189,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--protocols", default="rest,grpc", help="rest, grpc or both (comma-separated)")
     load.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve` for both setups")
     load.set_defaults(func=_bench_load)
+    from service.bench.stream import add_command as add_bench_stream
+
+    add_bench_stream(bench_sub)  # bench stream (service/bench/stream.py)
+    from service.client.command import add_command as add_lift
+
+    add_lift(sub)  # lift (service/client/command.py)
     return parser
 
 

@@ -1,0 +1,266 @@
+"""Streaming benchmark: N simulated 30 fps cameras, each on its own ``LiftStream``, against a real server process.
+
+Each stream sends one frame every 1/fps s on an absolute schedule (real pacing; streams are staggered within
+a frame period, as independent cameras are) and reads answers as they come. Per frame, latency is from just
+before the client sends it to when the client has its answer, so it includes the look-ahead wait. Only the
+steady state counts: each stream's first ``window`` frames (its window filling, shapes the model has not seen)
+are sent but not measured, and each point follows an unmeasured warm-up at the same load. A frame never
+answered was skipped by the service's latest-frame-wins policy (the end of a stream answers all the rest).
+A point *holds* when no frame was skipped and p99 <= the budget: ``--budget-ms`` in causal mode, plus
+``(lookahead + hop - 1) / fps`` s in look-ahead mode (the longest a frame waits for the later frames its window
+needs; ``lookahead / fps`` with hop 1). For each mode, N doubles until a point fails; the table reports every
+point and the largest N that held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_SIZE = (1920.0, 1080.0)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A stream configuration: ``lookahead`` 0 is causal."""
+
+    lookahead: int = 0
+    hop: int = 1
+
+    @property
+    def name(self) -> str:
+        if not self.lookahead:
+            return "causal"
+        return f"lookahead {self.lookahead}" + (f", hop {self.hop}" if self.hop > 1 else "")
+
+    def budget_ms(self, base_ms: float, fps: float) -> float:
+        wait = self.lookahead + self.hop - 1 if self.lookahead else 0
+        return base_ms + 1000 * wait / fps
+
+
+def parse_modes(text: str) -> list[Mode]:
+    """``causal,lookahead:8,lookahead:8:4`` -> modes; ``ValueError`` for anything else."""
+    modes = []
+    for item in text.split(","):
+        name, *numbers = item.strip().split(":")
+        if name == "causal" and not numbers:
+            modes.append(Mode())
+        elif name == "lookahead" and 1 <= len(numbers) <= 2:
+            k, hop = int(numbers[0]), int(numbers[1]) if len(numbers) == 2 else 1
+            if k < 1 or hop < 1:
+                raise ValueError(f"look-ahead and hop must be >= 1: {item!r}")
+            modes.append(Mode(k, hop))
+        else:
+            raise ValueError(f"unknown mode {item!r}; expected causal, lookahead:K or lookahead:K:HOP")
+    return modes
+
+
+@dataclass
+class StreamRow:
+    mode: Mode
+    streams: int
+    sent: int = 0  # measured frames (after each stream's lead-in)
+    answered: int = 0
+    errors: int = 0  # streams that failed (the last error in ``error``)
+    error: str = ""
+    seconds: float = 0.0
+    cpu_s: float = 0.0  # the benchmark client's own CPU time
+    latencies_ms: list[float] = field(default_factory=list)
+    send_lag_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """Measured frames never answered."""
+        return self.sent - self.answered
+
+    def percentile(self, q: float, values: Sequence[float] | None = None) -> float:
+        data = self.latencies_ms if values is None else values
+        return float(np.percentile(data, q)) if data else float("nan")
+
+    def holds(self, budget_ms: float) -> bool:
+        clean = self.errors == 0 and self.skipped == 0
+        return clean and self.answered > 0 and self.percentile(99) <= budget_ms
+
+
+def poses(frames: int = 300) -> Any:
+    """A deterministic smooth COCO-17 motion in pixels of a 1920x1080 video, ``[frames, 17, 3]``."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform([700, 300], [1200, 900], size=(17, 2))
+    t = np.arange(frames)[:, None, None]
+    xy = base[None] + 40 * np.sin(t / 15 + np.arange(17)[None, :, None])
+    return np.concatenate([xy, np.full((frames, 17, 1), 0.9)], axis=-1).astype(np.float32)
+
+
+async def drive(
+    target: str, mode: Mode, streams: int, seconds: float, *, fps: float = 30.0, window: int | None = None,
+    flip: bool = False,
+) -> StreamRow:  # fmt: skip
+    """``streams`` concurrent paced streams to the gRPC ``target`` for ``seconds`` (after their lead-in); their
+    measurements. A stream that fails is counted in ``errors`` (the last error in ``error``), not raised."""
+    from service.client import AsyncMotionLiftClient
+    from service.errors import LiftError
+
+    row = StreamRow(mode, streams)
+    motion = poses()
+    clients = [AsyncMotionLiftClient(grpc=target) for _ in range(streams)]  # a connection per camera
+    mode_name = "lookahead" if mode.lookahead else "causal"
+    start = time.perf_counter() + 0.2
+    # A stuck stream fails the point instead of hanging the run (243: the longest window of a model).
+    deadline = 0.2 + (243 + mode.lookahead) / fps + seconds + 60
+
+    async def camera(client: Any, offset: float) -> None:
+        try:
+            await paced(client, offset)
+        except LiftError as exc:  # reported in the table, not fatal to the sweep
+            row.errors += 1
+            row.error = f"{type(exc).__name__}: {exc.message}"
+
+    async def paced(client: Any, offset: float) -> None:
+        sent_at: dict[int, float] = {}
+        config = {"window": window, "hop": mode.hop, "flip": flip}
+        async with client.stream(
+            format="coco", image_size=IMAGE_SIZE, mode=mode_name, lookahead=mode.lookahead, timeout_s=deadline,
+            **config,
+        ) as stream:  # fmt: skip
+            assert stream.started is not None
+            lead = stream.started.window + mode.lookahead  # frames until the first full window answers
+            stop = start + lead / fps + seconds
+
+            async def read() -> None:
+                async for answer in stream:
+                    sent = sent_at.pop(answer.frame_index, None)
+                    if sent is not None:  # a measured frame
+                        row.latencies_ms.append(1000 * (answer.received_at - sent))
+                        row.answered += 1
+                        row.batch_sizes.append(answer.latency.batch_size)
+
+            reader = asyncio.create_task(read())
+            try:
+                i = 0
+                while (due := start + offset + i / fps) < stop:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    now = time.perf_counter()
+                    if i >= lead:
+                        row.send_lag_ms.append(1000 * (now - due))
+                        sent_at[i] = now
+                        row.sent += 1
+                    await stream.send(motion[i % len(motion)], frame_index=i)
+                    i += 1
+                await stream.done_writing()
+                await reader
+            finally:  # a failed send leaves the reader to collect, not to warn about later
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+    cpu = time.process_time()
+    try:
+        await asyncio.gather(*(camera(c, k / (fps * streams)) for k, c in enumerate(clients)))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    row.seconds = time.perf_counter() - start
+    row.cpu_s = time.process_time() - cpu
+    return row
+
+
+def sweep(
+    target: str, modes: Sequence[Mode], counts: Sequence[int], *, seconds: float, budget_ms: float, fps: float,
+    window: int | None, flip: bool, warmup_s: float = 1.5,
+) -> list[StreamRow]:  # fmt: skip
+    """Every mode at each N of ``counts`` in turn, until a point fails to hold (larger N would fail too)."""
+    rows = []
+    for mode in modes:
+        for n in counts:
+            # Warm the model's shapes for this load (windows grow to full length while a stream starts).
+            asyncio.run(drive(target, mode, n, warmup_s, fps=fps, window=window, flip=flip))
+            row = asyncio.run(drive(target, mode, n, seconds, fps=fps, window=window, flip=flip))
+            rows.append(row)
+            if not row.holds(mode.budget_ms(budget_ms, fps)):
+                break
+    return rows
+
+
+def report(rows: Sequence[StreamRow], modes: Sequence[Mode], *, budget_ms: float, fps: float, header: str) -> str:
+    """The table and, per mode, the largest N that held."""
+    from service.bench.table import render
+
+    table = render(
+        ["mode", "streams", "sent", "answered", "skipped", "errors", "p50 ms", "p99 ms", "budget ms", "holds",
+         "mean batch", "send lag p99 ms", "client CPU %"],
+        [
+            [
+                r.mode.name, r.streams, r.sent, r.answered, r.skipped, r.errors,
+                r.percentile(50), r.percentile(99),
+                r.mode.budget_ms(budget_ms, fps), "yes" if r.holds(r.mode.budget_ms(budget_ms, fps)) else "no",
+                float(np.mean(r.batch_sizes)) if r.batch_sizes else 0.0, r.percentile(99, r.send_lag_ms),
+                100 * r.cpu_s / r.seconds if r.seconds else 0.0,
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+    lines = [header, "", table, ""]
+    lines += [f"{r.mode.name}, {r.streams} streams: {r.errors} failed, last: {r.error}" for r in rows if r.errors]
+    for mode in modes:
+        held = [r.streams for r in rows if r.mode == mode and r.holds(mode.budget_ms(budget_ms, fps))]
+        lines.append(f"{mode.name}: largest N sustained = {max(held, default=0)} streams at {fps:g} fps")
+    return "\n".join(lines)
+
+
+def run(
+    model: Path, *, modes: Sequence[Mode], counts: Sequence[int], seconds: float, budget_ms: float, fps: float,
+    window: int | None, flip: bool, serve_flags: Sequence[str],
+) -> str:  # fmt: skip
+    """Start the server on ``model``, sweep, stop it; the printed report."""
+    from service.bench.load import ServerProcess
+
+    server = ServerProcess(model, serve_flags)
+    try:
+        server.wait_ready()
+        rows = sweep(
+            server.grpc_target, modes, counts, seconds=seconds, budget_ms=budget_ms, fps=fps,
+            window=window, flip=flip,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    header = (
+        f"model {model}, {fps:g} fps streams of COCO-17 in 1920x1080, window {window or 'of the model'}, "
+        f"flip {'on' if flip else 'off'}, {seconds:g} s per point, {os.cpu_count()} cores; a point holds when "
+        f"no frame is skipped and p99 <= {budget_ms:g} ms (+ (lookahead + hop - 1) / fps in look-ahead)"
+    )
+    return report(rows, modes, budget_ms=budget_ms, fps=fps, header=header)
+
+
+def add_command(bench_sub: Any) -> None:
+    """Add ``stream`` to the ``motionlift bench`` subparsers."""
+    from service.config import DEFAULT_MODEL
+
+    stream = bench_sub.add_parser("stream", help="N paced 30 fps LiftStreams: latency, skips, largest N held")
+    stream.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
+    stream.add_argument("--modes", default="causal,lookahead:8,lookahead:8:8",
+                        help="comma-separated: causal, lookahead:K, lookahead:K:HOP")  # fmt: skip
+    stream.add_argument("--streams", default="1,2,4,8,16", help="comma-separated N to try, increasing")
+    stream.add_argument("--seconds", type=float, default=10.0, help="duration of each point")
+    stream.add_argument("--budget-ms", type=float, default=100.0, help="p99 budget in causal mode")
+    stream.add_argument("--fps", type=float, default=30.0, help="frames per second of each stream")
+    stream.add_argument("--window", type=int, default=27, help="frames per stream window (0 = the model's)")
+    stream.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per answer)")
+    stream.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve`")
+    stream.set_defaults(func=_command)
+
+
+def _command(args: Any) -> int:
+    modes = parse_modes(args.modes)
+    counts = [int(v) for v in args.streams.split(",") if v]
+    report_text = run(
+        args.model, modes=modes, counts=counts, seconds=args.seconds, budget_ms=args.budget_ms, fps=args.fps,
+        window=args.window or None, flip=args.flip, serve_flags=args.serve_flags.split(),
+    )  # fmt: skip
+    print(report_text)
+    return 0

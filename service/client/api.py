@@ -1,0 +1,160 @@
+"""``MotionLiftClient`` (sync) and ``AsyncMotionLiftClient`` (asyncio): lift over REST or gRPC, stream over gRPC.
+
+Both take exactly one of ``url`` (REST, ``http://host:port``) or ``grpc`` (``host:port``); ``lift`` means the
+same over both and answers the same float32 arrays. Every error is the service's
+typed error (``service.errors``: ``InvalidInput`` with its ``field``, ``Overloaded`` with ``retry_after_s``,
+``Unavailable``, ``DeadlineExceeded``, ...), whichever transport carried it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from service.client import wire
+from service.client.streams import AsyncFrameStream, FrameStream
+from service.client.transports import (
+    AsyncGrpcTransport,
+    AsyncRestTransport,
+    GrpcTransport,
+    RestTransport,
+    metadata,
+)
+from service.client.types import LiftAnswer, Mode, Normalization, lift_call
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def _one_target(url: str | None, grpc: str | None) -> None:
+    if (url is None) == (grpc is None):
+        raise ValueError("give exactly one of url (REST, http://host:port) or grpc (host:port)")
+
+
+class MotionLiftClient:
+    """A blocking client. ``timeout_s`` bounds each call (the gRPC deadline; the REST read timeout).
+
+    ``lift(keypoints=...)`` lifts one sequence ``[T, J, C]``; ``lift(tracks=...)`` several
+    (``{id: [T, J, C]}`` or a list). Options mean what ``POST /lift``'s fields mean (README, "Input").
+    """
+
+    def __init__(self, url: str | None = None, *, grpc: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+        _one_target(url, grpc)
+        self._grpc = None if grpc is None else GrpcTransport(grpc, timeout_s=timeout_s)
+        self._transport = self._grpc or RestTransport(str(url), timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+
+    def lift(
+        self,
+        keypoints: Any = None,
+        *,
+        tracks: Mapping[str, Any] | Sequence[Any] | None = None,
+        format: str,
+        image_size: tuple[float, float] | None = None,
+        normalization: Normalization | None = None,
+        flip: bool = True,
+        rootrel: bool = False,
+        pixels: bool | None = None,
+        overlap: int | None = None,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+    ) -> LiftAnswer:
+        """Lift to 3D; raises ``InvalidInput`` (client- or service-side), or the service's other errors."""
+        call = lift_call(
+            keypoints, tracks, format=format, image_size=image_size, normalization=normalization,
+            flip=flip, rootrel=rootrel, pixels=pixels, overlap=overlap,
+        )  # fmt: skip
+        return self._transport.lift(call, timeout_s=timeout_s, request_id=request_id)
+
+    def stream(
+        self,
+        frames: Iterable[Any],
+        *,
+        format: str,
+        image_size: tuple[float, float] | None = None,
+        mode: Mode = "causal",
+        lookahead: int = 0,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        **config: Any,
+    ) -> FrameStream:
+        """Stream ``frames`` (each ``{track_id: [J, C]}`` or one pose ``[J, C]``) on ``LiftStream``; iterate
+        the result for answers. ``config``: ``window``, ``hop``, ``flip``, ``rootrel``, ``pixels``,
+        ``normalization``, ``track_expiry_s`` (README, "gRPC"). A stream has no deadline unless ``timeout_s``
+        is given (a live stream lasts as long as its video). gRPC only (``ValueError`` otherwise)."""
+        if self._grpc is None:
+            raise ValueError("streaming needs gRPC: MotionLiftClient(grpc='host:port')")
+        request = wire.stream_config(format=format, image_size=image_size, mode=mode, lookahead=lookahead, **config)
+        return FrameStream(self._grpc.stub, request, frames, timeout_s=timeout_s, metadata=metadata(request_id))
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> MotionLiftClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncMotionLiftClient:
+    """The asyncio client: the same ``lift`` as ``MotionLiftClient``, awaited; ``stream()`` returns an
+    ``AsyncFrameStream`` to use as ``async with client.stream(...) as s``. Create it inside the event loop
+    that uses it (grpc.aio channels belong to one loop)."""
+
+    def __init__(self, url: str | None = None, *, grpc: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+        _one_target(url, grpc)
+        self._grpc = None if grpc is None else AsyncGrpcTransport(grpc, timeout_s=timeout_s)
+        self._transport = self._grpc or AsyncRestTransport(str(url), timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+
+    async def lift(
+        self,
+        keypoints: Any = None,
+        *,
+        tracks: Mapping[str, Any] | Sequence[Any] | None = None,
+        format: str,
+        image_size: tuple[float, float] | None = None,
+        normalization: Normalization | None = None,
+        flip: bool = True,
+        rootrel: bool = False,
+        pixels: bool | None = None,
+        overlap: int | None = None,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+    ) -> LiftAnswer:
+        """As ``MotionLiftClient.lift``."""
+        call = lift_call(
+            keypoints, tracks, format=format, image_size=image_size, normalization=normalization,
+            flip=flip, rootrel=rootrel, pixels=pixels, overlap=overlap,
+        )  # fmt: skip
+        return await self._transport.lift(call, timeout_s=timeout_s, request_id=request_id)
+
+    def stream(
+        self,
+        *,
+        format: str,
+        image_size: tuple[float, float] | None = None,
+        mode: Mode = "causal",
+        lookahead: int = 0,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        **config: Any,
+    ) -> AsyncFrameStream:
+        """A ``LiftStream`` call, opened by ``async with``; ``config`` and ``timeout_s`` as
+        ``MotionLiftClient.stream``."""
+        if self._grpc is None:
+            raise ValueError("streaming needs gRPC: AsyncMotionLiftClient(grpc='host:port')")
+        request = wire.stream_config(format=format, image_size=image_size, mode=mode, lookahead=lookahead, **config)
+        return AsyncFrameStream(self._grpc.stub, request, timeout_s=timeout_s, metadata=metadata(request_id))
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def __aenter__(self) -> AsyncMotionLiftClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,152 @@
+"""``motionlift lift INPUT``: read a keypoint file (``service.formats``), lift it over REST or gRPC, write the
+3D joints as JSON or ``.npy``.
+
+Output: ``.npy`` holds ``joints3d`` (normalised units, H36M-17): ``[T, 17, 3]`` for one track, ``[P, T, 17, 3]``
+for several, ``T`` the file's frames and NaN where a track has no frame. JSON mirrors ``POST /lift``'s answer
+(``joints3d`` for one sequence, else ``tracks`` with each track's ``start`` frame), plus ``frame_ids``, the
+input's ``source`` and ``format``, and ``latency_ms`` with the client's ``round_trip``. Without ``--out`` the
+JSON goes to stdout. Exit codes: 0 done, 2 unreadable input or bad arguments, 1 the service refused or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.keypoints import LAYOUTS
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def add_command(sub: Any) -> None:
+    """Add ``lift`` to the ``motionlift`` subparsers ``sub``."""
+    lift = sub.add_parser("lift", help="lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) to 3D")
+    lift.add_argument("input", type=Path, help="keypoint JSON file")
+    where = lift.add_mutually_exclusive_group()
+    where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
+    where.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use gRPC at this target instead of REST")
+    lift.add_argument("--input-format", choices=("auto", "motionlift", "mmpose", "alphapose"), default="auto",
+                      help="layout of the file (default: detected)")  # fmt: skip
+    lift.add_argument("--format", choices=sorted(LAYOUTS), default=None,
+                      help="joint layout (default: the file's `format`, or from the joint count)")  # fmt: skip
+    lift.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), default=None,
+                      help="video size in pixels: pixel normalisation and pixel output")  # fmt: skip
+    lift.add_argument("--normalization", choices=("pixel", "crop", "none"), default=None)
+    lift.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (half the compute)")
+    lift.add_argument("--rootrel", action="store_true", help="root-centred output")
+    lift.add_argument("--overlap", type=int, default=None, help="frames shared by consecutive windows")
+    lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
+    lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    lift.set_defaults(func=run)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"motionlift lift: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.client import MotionLiftClient
+    from service.errors import LiftError
+    from service.formats import KeypointFileError, read_keypoints
+
+    if args.out is not None and args.out.suffix not in (".json", ".npy"):
+        return _fail(f"--out must end in .json or .npy, got {args.out}", 2)
+    source = None if args.input_format == "auto" else args.input_format
+    try:
+        data = read_keypoints(args.input, source=source, layout=args.format)
+    except KeypointFileError as exc:
+        return _fail(str(exc), 2)
+    options = dict(data.options)  # the file's own options (our JSON), then the flags
+    if args.image_size is not None:
+        options["image_size"] = args.image_size
+    for name in ("normalization", "overlap"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.no_flip:
+        options["flip"] = False
+    if args.rootrel:
+        options["rootrel"] = True
+    if "image_size" in options:
+        options["image_size"] = tuple(options["image_size"])
+    sequences = [t.keypoints for t in data.tracks]
+    keypoints, tracks = (sequences[0], None) if data.single else (None, {t.id: t.keypoints for t in data.tracks})
+    try:
+        with MotionLiftClient(args.url or (None if args.grpc else DEFAULT_URL), grpc=args.grpc) as client:
+            answer = client.lift(keypoints, tracks=tracks, format=data.layout, timeout_s=args.timeout, **options)
+    except LiftError as exc:
+        field = f" at {exc.field}" if exc.field else ""
+        return _fail(f"{type(exc).__name__}{field}: {exc.message}", 1)
+    frames = sum(len(t.joints3d) for t in answer.tracks)
+    print(
+        f"lifted {len(answer.tracks)} track(s), {frames} frames over {answer.transport} in "
+        f"{answer.round_trip_ms:.0f} ms (service: {answer.latency.total_ms:.0f} ms, "
+        f"inference {answer.latency.inference_ms:.0f} ms)",
+        file=sys.stderr,
+    )
+    if args.out is not None and args.out.suffix == ".npy":
+        np.save(args.out, _stacked(data, answer))
+    else:
+        text = json.dumps(_document(data, answer), separators=(",", ":"))
+        if args.out is None:
+            print(text)
+        else:
+            args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _stacked(data: Any, answer: Any) -> Any:
+    """``[T, 17, 3]`` for one track, ``[P, T, 17, 3]`` (NaN outside each track's frames) for several."""
+    if len(answer.tracks) == 1:
+        return answer.tracks[0].joints3d
+    out = np.full((len(answer.tracks), data.frames, 17, 3), np.nan, np.float32)
+    for p, (sequence, result) in enumerate(zip(data.tracks, answer.tracks, strict=True)):
+        out[p, sequence.start : sequence.start + len(result.joints3d)] = result.joints3d
+    return out
+
+
+def _floats(array: Any) -> Any:
+    # float32 -> float64 is exact, so the JSON numbers read back as the very values the service answered.
+    return None if array is None else array.astype(np.float64).tolist()
+
+
+def _document(data: Any, answer: Any) -> dict[str, Any]:
+    lat = answer.latency
+    out: dict[str, Any] = {
+        "input": {"source": data.source, "format": data.layout, "frames": data.frames},
+        "request_id": answer.request_id,
+        "transport": answer.transport,
+    }
+    if data.frame_ids:
+        out["frame_ids"] = list(data.frame_ids)
+    tracks = [
+        {"id": t.id, "start": s.start, "frames": len(t.joints3d), "joints3d": _floats(t.joints3d)}
+        | ({} if t.joints3d_px is None else {"joints3d_px": _floats(t.joints3d_px)})
+        for s, t in zip(data.tracks, answer.tracks, strict=True)
+    ]
+    if data.single:
+        out.update({k: v for k, v in tracks[0].items() if k in ("frames", "joints3d", "joints3d_px")})
+    else:
+        out["tracks"] = tracks
+    out.update(
+        joint_names=list(answer.joint_names),
+        coordinates=answer.coordinates,
+        latency_ms={
+            "preprocess": lat.preprocess_ms,
+            "queue": lat.queue_ms,
+            "inference": lat.inference_ms,
+            "postprocess": lat.postprocess_ms,
+            "total": lat.total_ms,
+            "round_trip": round(answer.round_trip_ms, 3),
+        },
+        batch_size=lat.batch_size,
+        batches=lat.batches,
+        windows=lat.windows,
+        model=answer.model,
+    )
+    return out

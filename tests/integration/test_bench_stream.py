@@ -1,0 +1,31 @@
+"""The streaming benchmark's measurement loop, briefly, against the session's real service (tiny model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.bench.stream import Mode, drive, parse_modes, report, sweep
+from tests.conftest import Served
+
+
+def test_parse_modes_and_budgets() -> None:
+    assert parse_modes("causal,lookahead:8,lookahead:8:4") == [Mode(), Mode(8, 1), Mode(8, 4)]
+    assert [m.budget_ms(100, 30) for m in parse_modes("causal,lookahead:3,lookahead:3:4")] == [100, 200, 300]
+    with pytest.raises(ValueError, match="unknown mode"):
+        parse_modes("causal:2")
+
+
+@pytest.mark.parametrize("mode", [Mode(), Mode(2, 2)])
+async def test_one_paced_stream_accounts_for_every_frame(served: Served, mode: Mode) -> None:
+    row = await drive(served.grpc_target, mode, 1, 1.0, window=4)
+    assert 28 <= row.sent <= 31  # 30 fps for 1 s, after the lead-in
+    assert row.errors == 0 and len(row.latencies_ms) == row.answered > 0
+    assert row.percentile(50) > 0 and len(row.send_lag_ms) == row.sent
+    text = report([row], [mode], budget_ms=1e9, fps=30, header="h")
+    assert f"{mode.name}: largest N sustained = {1 if row.skipped == 0 else 0} streams at 30 fps" in text
+
+
+def test_the_sweep_stops_at_the_first_point_that_fails(served: Served) -> None:
+    rows = sweep(served.grpc_target, [Mode()], [1, 2], seconds=0.3, budget_ms=0.0, fps=30, window=4, flip=False,
+                 warmup_s=0.1)  # fmt: skip
+    assert [r.streams for r in rows] == [1]  # no answer comes in 0 ms
