@@ -3,8 +3,9 @@
 Items from every caller wait in per-key groups (here the key is the window length: DSTformer has no
 attention mask, so windows of different lengths must never be padded into one batch). A batch leaves
 when its group is full (``max_batch_size`` items or ``max_batch_cost`` cost units, e.g. frames) or its
-oldest item has waited ``max_delay_s`` -- and only when the previous batch has finished, so while one
-batch runs the next one keeps filling (as Triton's dynamic batcher does). The batcher knows nothing of
+oldest item has waited ``max_delay_s`` -- and only when fewer than ``max_running`` batches are in flight
+(1 for an in-process model; more for a remote one with several instances, so its round trips overlap), so
+while the model is busy the next batch keeps filling (as Triton's dynamic batcher does). The batcher knows nothing of
 tensors, HTTP or gRPC.
 """
 
@@ -51,7 +52,7 @@ class _Entry(Generic[T, R]):
 class Batcher(Generic[T, R]):
     """Collects items from many callers into batches for ``run``.
 
-    ``run(items)`` must return one result per item, in order. It is awaited for one batch at a time.
+    ``run(items)`` must return one result per item, in order. At most ``max_running`` calls run at once.
     ``on_batch(items, cost, seconds)`` is called after every successful batch (e.g. for metrics).
     Exceptions from ``run`` reach every caller of that batch (non-``LiftError`` ones as ``BackendError``).
     """
@@ -68,6 +69,7 @@ class Batcher(Generic[T, R]):
         max_queued: int,
         clock: Callable[[], float] = time.monotonic,
         on_batch: Callable[[int, int, float], None] | None = None,
+        max_running: int = 1,
     ) -> None:
         self._run = run
         self._key = key
@@ -82,7 +84,8 @@ class Batcher(Generic[T, R]):
         self._queued = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._running: asyncio.Task[None] | None = None
+        self.max_running = max_running  # batches in flight at once: 1 for an in-process model
+        self._running: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._last_batch_s = 0.0
 
@@ -103,9 +106,9 @@ class Batcher(Generic[T, R]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._running is not None:
+        for running in list(self._running):
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._running
+                await running
         for group in self._groups.values():
             for entry in group:
                 if not entry.future.done():
@@ -192,14 +195,15 @@ class Batcher(Generic[T, R]):
             now = self._clock()
             self._prune(now)
             group = self._oldest_group()
-            busy = self._running is not None and not self._running.done()
+            busy = len(self._running) >= self.max_running
             timeout: float | None = None
             if group is not None and not busy:
                 due = group[0].enqueued + self.max_delay_s
                 if self._full(group) or now >= due:
                     batch = self._take(group)
-                    self._running = asyncio.create_task(self._execute(batch))
-                    self._running.add_done_callback(lambda _: self._wake.set())
+                    task = asyncio.create_task(self._execute(batch))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
                     continue
                 timeout = due - now
             if timeout is None:
@@ -207,6 +211,10 @@ class Batcher(Generic[T, R]):
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
 
     async def _execute(self, batch: list[_Entry[T, R]]) -> None:
         batch_id = next(self._ids)

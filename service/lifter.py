@@ -88,6 +88,7 @@ class Lifter:
         await self.backend.start()
         if self.settings.max_batch_frames is None:
             self.batcher.max_batch_cost = frame_budget(self.backend.info)
+        self.batcher.max_running = max(1, self.backend.concurrency)
         await self.batcher.start()
 
     async def close(self) -> None:

@@ -29,6 +29,10 @@ class FakeBackend:
         return self._ready
 
     @property
+    def concurrency(self) -> int:
+        return 1
+
+    @property
     def info(self) -> ModelInfo:
         return ModelInfo(
             name="fake",

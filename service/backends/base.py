@@ -47,13 +47,17 @@ class Backend(Protocol):
     """Runs the lifting model on batches of equal-length windows.
 
     Lifecycle: construct (cheap, no I/O) -> ``await start()`` (load, warm up; ``ready`` becomes True)
-    -> ``infer`` any number of times, never concurrently (the batcher runs one batch at a time per
-    backend) -> ``await close()``.
+    -> ``infer`` any number of times, at most ``concurrency`` calls at once -> ``await close()``.
     """
 
     @property
     def ready(self) -> bool:
         """True once the model is loaded and warmed up, and while it can serve."""
+        ...
+
+    @property
+    def concurrency(self) -> int:
+        """How many batches it can usefully run at once (1 for a model in this process); valid after start."""
         ...
 
     @property

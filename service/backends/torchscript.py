@@ -43,6 +43,10 @@ class TorchScriptBackend:
         return self._ready
 
     @property
+    def concurrency(self) -> int:
+        return 1  # one model, one worker thread: batches queue behind each other anyway
+
+    @property
     def info(self) -> ModelInfo:
         if self._info is None:
             raise Unavailable("the model is not loaded yet")

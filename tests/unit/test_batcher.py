@@ -49,7 +49,14 @@ def clock() -> Clock:
 
 async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Batcher[np.ndarray, np.ndarray]:
     """A started batcher over windows keyed and costed by their length."""
-    settings = {"max_batch_size": 4, "max_batch_cost": 100, "max_delay_s": 0.0, "max_queued": 10, **knobs}
+    settings = {
+        "max_batch_size": 4,
+        "max_batch_cost": 100,
+        "max_delay_s": 0.0,
+        "max_queued": 10,
+        "max_running": 1,
+        **knobs,
+    }
     b: Batcher[np.ndarray, np.ndarray] = Batcher(
         runner,
         key=len,
@@ -58,6 +65,7 @@ async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Ba
         max_batch_cost=int(settings["max_batch_cost"]),
         max_delay_s=settings["max_delay_s"],
         max_queued=int(settings["max_queued"]),
+        max_running=int(settings["max_running"]),
         clock=clock or Clock(),
     )
     await b.start()
@@ -203,3 +211,18 @@ def test_frame_budget_follows_the_model_width() -> None:
         return ModelInfo("m", "c", 0, 243, False, "w", "fp32", "cpu", hyperparams={"dim_feat": width})
 
     assert [frame_budget(info(w)) for w in (64, 128, 256, 512)] == [640, 320, 160, 80]
+
+
+async def test_several_batches_in_flight_when_the_backend_takes_them(runner: Runner, clock: Clock) -> None:
+    b = await make(runner, clock, max_batch_size=2, max_running=2)
+    runner.gate.clear()
+    first = b.submit(items(3, 3))
+    second = b.submit(items(3, 3))
+    third = b.submit(items(3))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert runner.batches == [[3, 3], [3, 3]]  # two running at once; the third waits for a free slot
+    runner.gate.set()
+    await asyncio.gather(*first, *second, *third)
+    await b.close()
+    assert runner.batches == [[3, 3], [3, 3], [3]]
