@@ -31,6 +31,10 @@ SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "max_queue_delay_ms": (float, "longest a window waits for its batch to fill"),
     "max_queued_windows": (int, "queue bound; beyond it requests are rejected at once"),
     "timeout_s": (float, "per-request deadline in seconds"),
+    "backend": (str, "where the model runs: torchscript (in this process) or triton"),
+    "triton_urls": (str, "Triton gRPC addresses host:port, comma-separated, used together"),
+    "triton_model": (str, "model name on Triton"),
+    "triton_version": (str, "model version on Triton (empty = latest)"),
 }
 
 
@@ -138,6 +142,23 @@ def _bench_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_triton(args: argparse.Namespace) -> int:
+    from service.bench.triton import run
+
+    print(
+        run(
+            args.model_dir,
+            triton_url=args.triton_url,
+            frames=args.frames,
+            concurrency=_ints(args.concurrency),
+            seconds=args.seconds,
+            flip=args.flip,
+            serve_flags=args.serve_flags.split(),
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionlift", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,9 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--protocols", default="rest,grpc", help="rest, grpc or both (comma-separated)")
     load.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve` for both setups")
     load.set_defaults(func=_bench_load)
+    triton = bench_sub.add_parser("triton", help="gateway -> Triton vs in-process vs direct Triton client, one run")
+    triton.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL.parent.parent, help="<repo>/<model> folder")
+    triton.add_argument("--triton-url", default=None, help="Triton gRPC host:port (default: start a local CPU one)")
+    triton.add_argument("--frames", type=int, default=27, help="frames per sequence (<= the model window)")
+    triton.add_argument("--concurrency", default="1,8,64", help="comma-separated numbers of concurrent clients")
+    triton.add_argument("--seconds", type=float, default=10.0, help="duration of each point")
+    triton.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per request)")
+    triton.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve` for the gateways")
+    triton.set_defaults(func=_bench_triton)
     from service.bench.stream import add_command as add_bench_stream
 
     add_bench_stream(bench_sub)  # bench stream (service/bench/stream.py)
+
     from service.client.command import add_command as add_lift
 
     add_lift(sub)  # lift (service/client/command.py)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = Path("model_repository/dstformer/1/model.pt")
 
@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="intra-op threads for the model; 0 = one per core")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Where the model runs: in this process (TorchScript file `model`) or on Triton servers (docs: README "Triton").
+    backend: Literal["torchscript", "triton"] = "torchscript"
+    # Triton gRPC addresses (host:port), all used together; comma-separated in the environment and on the CLI.
+    triton_urls: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:8001"], min_length=1)
+    triton_model: str = "dstformer"
+    triton_version: str = Field("", description="model version on Triton; empty = the server's policy (latest)")
+
     # Request limits.
     max_frames: int = Field(10_000, ge=1, description="longest sequence (frames) one track may have")
     max_tracks: int = Field(64, ge=1, description="most tracks (persons) in one request")
@@ -40,3 +47,10 @@ class Settings(BaseSettings):
     max_queue_delay_ms: float = Field(2.0, ge=0, description="longest a window waits for a batch to fill")
     max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected")
     timeout_s: float = Field(30.0, gt=0, description="per-request deadline (queue + compute)")
+
+    @field_validator("triton_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value

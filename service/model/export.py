@@ -18,6 +18,7 @@ import torch
 
 from service.model.checkpoint import count_parameters
 from service.model.dstformer import DSTformer
+from service.triton_repo import write_production_config
 
 META_FILE = "motionlift.json"
 
@@ -68,7 +69,8 @@ def script(model: DSTformer) -> torch.jit.ScriptModule:
 
 def export_torchscript(model: DSTformer, out: Path, meta: dict[str, Any]) -> None:
     """Script ``model`` (``torch.jit.script``, so the file accepts any window length 1..maxlen and any batch
-    size) and save it to ``out`` with ``meta`` as the extra file ``motionlift.json``.
+    size) and save it to ``out`` with ``meta`` as the extra file ``motionlift.json``. When ``out`` is
+    ``<repo>/<model>/<version>/model.pt`` (Triton's layout), ``<repo>/<model>/config.pbtxt`` is written too.
 
     Parent directories are created; the file is written to a temporary name in the same directory and renamed
     into place, so readers never see a partial file. The model is scripted in eval mode and left in eval mode.
@@ -89,6 +91,8 @@ def export_torchscript(model: DSTformer, out: Path, meta: dict[str, Any]) -> Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # In a Triton repository layout (<repo>/<model>/<version>/model.pt) the model's config.pbtxt goes with it.
+    write_production_config(out, meta)
 
 
 def load_torchscript(

