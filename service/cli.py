@@ -58,15 +58,18 @@ def _export(args: argparse.Namespace) -> int:
     from service.model.checkpoint import build_model
     from service.model.configs import resolve_config
     from service.model.export import export_torchscript, model_meta
+    from service.model.weights_io import resolve_export_config
 
     try:
-        name, hparams = resolve_config(args.config)
+        # A trained model's description (e.g. service/model/weights/default.json) also gives its window.
+        trained_spec = resolve_export_config(args.config)
+        name, hparams, spec_window = trained_spec or (*resolve_config(args.config), None)
         model = build_model(hparams, checkpoint=args.checkpoint, seed=args.seed)
-    except ValueError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"motionlift export: {exc}", file=sys.stderr)
         return 2
     maxlen = int(hparams.get("maxlen", 243))
-    window = args.window or maxlen
+    window = args.window or spec_window or maxlen
     if not 1 <= window <= maxlen:
         print(f"motionlift export: --window must be in [1, {maxlen}], got {window}", file=sys.stderr)
         return 2
@@ -223,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_stream(bench_sub)  # bench stream (service/bench/stream.py)
 
+    from service.model.commands import add_commands
+
+    add_commands(sub)  # train, evaluate (service/model/commands.py)
     from service.client.command import add_command as add_lift
 
     add_lift(sub)  # lift (service/client/command.py)

@@ -46,17 +46,32 @@ def count_parameters(model: nn.Module) -> int:
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a DSTformer checkpoint file; return its CPU weights under the official names (no ``module.``).
 
-    Accepts the official, MMPose and bare layouts described in the module docstring. Raises
+    Accepts the official, MMPose and bare layouts described in the module docstring, and a ``.safetensors``
+    file of official names (MotionLift's trained weights; fp16 is widened to fp32). Raises
     ``FileNotFoundError`` if the file is missing and ``ValueError`` if it cannot be unpickled safely or its
     layout is not recognised (the message names the top-level keys found).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {os.fspath(path)}")
+    if os.fspath(path).endswith(".safetensors"):
+        return _load_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise ValueError(f"cannot read checkpoint {os.fspath(path)!r} safely (weights_only=True): {exc}") from exc
     return state_dict_from_object(obj, source=os.fspath(path))
+
+
+def _load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A safetensors file (MotionLift's trained weights, possibly fp16) as fp32 tensors under official names."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(os.fspath(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"cannot read safetensors file {os.fspath(path)!r}: {exc}") from exc
+    return state_dict_from_object({k: v.float() for k, v in tensors.items()}, source=os.fspath(path))
 
 
 def state_dict_from_object(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
