@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
 
     # Batching and backpressure.
-    max_batch_size: int = Field(8, ge=1, description="most windows in one model call")
+    max_batch_size: int = Field(32, ge=1, description="most windows in one model call")
     max_batch_frames: int | None = Field(
         None, ge=1, description="most frames (windows x length) in one model call; None = from the model's width"
     )

@@ -17,16 +17,14 @@ from service.errors import BackendError, Unavailable
 
 log = logging.getLogger(__name__)
 
-# Below this time per full window (batch 1, all cores) a model counts as small: it gets one core fewer.
-SMALL_MODEL_S = 0.1
-
 
 class TorchScriptBackend:
     """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
 
     All torch work runs in a single worker thread, so the event loop stays free and batches run one at a
-    time. ``threads`` sets torch's intra-op threads; 0 = automatic: every core for a model whose window
-    takes at least ``SMALL_MODEL_S``, one core fewer for a small one (so the event loop keeps a core).
+    time. ``threads`` sets torch's intra-op threads (0 = one per core). Measured on 2 cores with the default
+    model (243-frame requests, 4 clients): 2 threads served 0.92 x the raw model's best frames/s, 1 thread
+    (leaving the event loop a core) 0.64 x; the loop's own work is small next to the model's.
     """
 
     def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0) -> None:
@@ -80,11 +78,6 @@ class TorchScriptBackend:
         t1 = time.perf_counter()
         self._run(window)
         per_window = time.perf_counter() - t1
-        if not self._threads and cores > 1 and self._device == "cpu" and per_window < SMALL_MODEL_S:
-            # A small model: the server's own per-request work (HTTP, JSON, numpy) is a sizeable share of
-            # a request, and intra-op threads on every core spin against it. Measured on 2 cores with the
-            # tiny reference (27 frames): 1 thread 11.6 ms p50 in the core, 2 threads 10-70 ms under load.
-            torch.set_num_threads(cores - 1)
         log.info(
             "model warmed up in %.2f s; one %d-frame window %.1f ms; %d intra-op threads",
             t1 - t0,

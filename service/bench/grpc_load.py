@@ -28,7 +28,7 @@ def lift_request(body: bytes) -> lift_pb2.LiftRequest:
 
 
 async def drive_grpc(
-    target: str, url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str
+    target: str, url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str, window: int
 ) -> LoadRow:
     """``concurrency`` gRPC clients call ``Lift`` back to back for ``seconds`` on one channel (HTTP/2
     multiplexes them); REST ``/healthz`` is pinged meanwhile."""
@@ -54,6 +54,7 @@ async def drive_grpc(
                 row.frames += frames
                 row.latencies_ms.append(1000 * (time.perf_counter() - t0))
                 row.batch_sizes.append(int(answer.latency.batch_size))
+                row.model_frames += window * int(answer.latency.windows)
 
         start = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)), ping_health(url, stop, row))

@@ -36,6 +36,7 @@ class LoadRow:
     frames: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
+    model_frames: int = 0  # frames the model ran for the answered requests (windows x window length)
     health_ms: list[float] = field(default_factory=list)
 
     def percentile(self, q: float, values: Sequence[float] | None = None) -> float:
@@ -138,6 +139,7 @@ class Connection:
 
 
 BATCH_SIZE = re.compile(rb'"batch_size":(\d+)')
+WINDOWS = re.compile(rb'"windows":(\d+)')
 
 
 async def ping_health(url: str, stop: float, row: LoadRow) -> None:
@@ -154,7 +156,9 @@ async def ping_health(url: str, stop: float, row: LoadRow) -> None:
         conn.close()
 
 
-async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str) -> LoadRow:
+async def drive(
+    url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str, window: int
+) -> LoadRow:
     """``concurrency`` clients send ``body`` back to back for ``seconds``; /healthz is pinged meanwhile."""
     row = LoadRow(setup, concurrency)
     host, port = url.removeprefix("http://").split(":")
@@ -173,6 +177,8 @@ async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: f
                     row.frames += frames
                     row.latencies_ms.append(elapsed)
                     row.batch_sizes.append(int(match.group(1)) if match else 0)
+                    windows = WINDOWS.search(content)
+                    row.model_frames += window * (int(windows.group(1)) if windows else 0)
                 elif status == 503:
                     row.rejected += 1
                     await asyncio.sleep(float(headers.get("retry-after", "1")) / 10)
@@ -187,18 +193,20 @@ async def drive(url: str, body: bytes, frames: int, concurrency: int, seconds: f
     return row
 
 
-def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float) -> dict[int, float]:
-    """Frames/s of the TorchScript file called directly (as the backend calls it) per batch size."""
+def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float) -> tuple[dict[int, float], int]:
+    """Frames/s of the TorchScript file called directly (as the backend calls it) per batch size, on windows of
+    the length the service cuts a ``frames``-long sequence into; and that length."""
     import torch
 
     from service.bench.model import timed
     from service.model.export import load_torchscript
 
     torch.set_num_threads(os.cpu_count() or 1)
-    scripted, _ = load_torchscript(model)
+    scripted, meta = load_torchscript(model)
+    window = min(frames, int(meta["window"]))
     out = {}
     for batch in batches:
-        x = torch.randn(batch, frames, 17, 3)
+        x = torch.randn(batch, window, 17, 3)
 
         def call(x: torch.Tensor = x) -> object:
             with torch.inference_mode():
@@ -206,5 +214,5 @@ def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float
 
         for _ in range(2):
             call()
-        out[batch] = batch * frames / timed(call, min_seconds=seconds)
-    return out
+        out[batch] = batch * window / timed(call, min_seconds=seconds)
+    return out, window

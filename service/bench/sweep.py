@@ -16,11 +16,18 @@ from service.bench.table import render
 
 
 async def _point(
-    server: ServerProcess, protocol: str, body: bytes, frames: int, clients: int, seconds: float, label: str
+    server: ServerProcess,
+    protocol: str,
+    body: bytes,
+    frames: int,
+    clients: int,
+    seconds: float,
+    label: str,
+    window: int,
 ) -> LoadRow:
     if protocol == "grpc":
-        return await drive_grpc(server.grpc_target, server.url, body, frames, clients, seconds, label)
-    return await drive(server.url, body, frames, clients, seconds, label)
+        return await drive_grpc(server.grpc_target, server.url, body, frames, clients, seconds, label, window)
+    return await drive(server.url, body, frames, clients, seconds, label, window)
 
 
 def run(
@@ -35,7 +42,7 @@ def run(
     protocols: Sequence[str] = ("rest",),
 ) -> str:
     """The whole benchmark; returns the printed report."""
-    raw = raw_backend(model, frames, raw_batches, seconds=max(2.0, seconds / 3))
+    raw, window = raw_backend(model, frames, raw_batches, seconds=max(2.0, seconds / 3))
     body = request_body(frames, flip=flip)
     rows: list[LoadRow] = []
     for name, flags in setups.items():
@@ -45,16 +52,17 @@ def run(
             for protocol in protocols:
                 label = f"{name} {protocol}"
                 for c in concurrency:
-                    asyncio.run(_point(server, protocol, body, frames, min(c, 4), 1.0, label))  # warm-up
-                    rows.append(asyncio.run(_point(server, protocol, body, frames, c, seconds, label)))
+                    asyncio.run(_point(server, protocol, body, frames, min(c, 4), 1.0, label, window))  # warm-up
+                    rows.append(asyncio.run(_point(server, protocol, body, frames, c, seconds, label, window)))
         finally:
             server.stop()
-    return report(model, frames, seconds, flip, raw, rows, list(setups), protocols, max(concurrency))
+    return report(model, frames, window, seconds, flip, raw, rows, list(setups), protocols, max(concurrency))
 
 
 def report(
     model: Path,
     frames: int,
+    window: int,
     seconds: float,
     flip: bool,
     raw: dict[int, float],
@@ -65,10 +73,10 @@ def report(
 ) -> str:
     best_batch = max(raw, key=lambda b: raw[b])
     lines = [
-        f"model {model}, {frames}-frame sequences, flip {'on' if flip else 'off'}, {seconds:g} s per point, "
-        f"{os.cpu_count()} cores",
+        f"model {model}, {frames}-frame sequences in {window}-frame windows, flip {'on' if flip else 'off'}, "
+        f"{seconds:g} s per point, {os.cpu_count()} cores",
         "",
-        "raw backend (TorchScript called directly, model frames/s):",
+        f"raw backend (TorchScript called directly on {window}-frame windows, model frames/s):",
         render(["batch", "frames/s"], [[b, f] for b, f in raw.items()]),
         "",
         "served (frames/s = frames of answered sequences; healthz = REST /healthz pinged meanwhile):",
@@ -105,10 +113,9 @@ def report(
         ),
         "",
     ]
-    windows_per_request = 2 if flip else 1
     for label in dict.fromkeys(r.setup for r in rows):
         best = max((r for r in rows if r.setup == label), key=lambda r: r.frames / r.seconds)
-        served = best.frames * windows_per_request / best.seconds
+        served = best.model_frames / best.seconds
         lines.append(
             f"{label}: best {served:,.1f} model frames/s at {best.concurrency} clients = "
             f"{served / raw[best_batch]:.2f} x raw at its best batch ({best_batch})"

@@ -85,7 +85,7 @@ def _split(delta: ServerStats) -> str:
 
 
 def _rest(url: str, body: bytes, frames: int, concurrency: int, seconds: float, setup: str) -> LoadRow:
-    return asyncio.run(drive(url, body, frames, concurrency, seconds, setup))
+    return asyncio.run(drive(url, body, frames, concurrency, seconds, setup, frames))
 
 
 def _direct(url: str, model: str, windows: int, frames: int, concurrency: int, seconds: float) -> LoadRow:
@@ -141,7 +141,7 @@ def run(
                 for c in concurrency:
                     _warm(partial(_rest, server.url, body, frames, c, 1.0, name), c)
                     before = asyncio.run(_stats(url, model)) if "Triton" in name else None
-                    rows.append(asyncio.run(drive(server.url, body, frames, c, seconds, name)))
+                    rows.append(asyncio.run(drive(server.url, body, frames, c, seconds, name, frames)))
                     if before is not None:
                         notes.append(f"{name}, {c} clients: {_split(asyncio.run(_stats(url, model)) - before)}")
             finally:
