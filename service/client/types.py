@@ -14,24 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import InvalidInput
+from service.inputs import Normalization as Normalization  # re-exported for the client API
+from service.results import Timing
 
 Array = npt.NDArray[np.float32]
+ServerLatency = Timing  # where the service spent a request's time (ms), as it reports it
 Mode = Literal["causal", "lookahead"]
-Normalization = Literal["pixel", "crop", "none"]
-
-
-@dataclass(frozen=True)
-class ServerLatency:
-    """Where the service spent a request's time (ms), as it reports it."""
-
-    preprocess_ms: float
-    queue_ms: float
-    inference_ms: float
-    postprocess_ms: float
-    total_ms: float
-    batch_size: int
-    batches: int
-    windows: int
 
 
 @dataclass(frozen=True)
