@@ -11,23 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (another process may still take it: good enough for tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from service.process import free_port, wait_ready
 
 
 def _pytriton_dir() -> Path:
@@ -95,19 +86,13 @@ class LocalTriton:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:  # refused while starting, 400 until the models are loaded
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"tritonserver was not ready within {timeout_s:g} s:\n{self.log_tail()}")
+        try:
+            wait_ready(
+                self.proc, f"{self.http_url}/v2/health/ready", timeout_s, why_exited=lambda: f":\n{self.log_tail()}"
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the whole process group (server and python stubs): SIGTERM and wait, or SIGKILL at once (a

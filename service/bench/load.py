@@ -13,16 +13,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from service.process import free_port, wait_ready
 
 
 @dataclass
@@ -42,13 +42,6 @@ class LoadRow:
     def percentile(self, q: float, values: Sequence[float] | None = None) -> float:
         data = self.latencies_ms if values is None else values
         return float(np.percentile(data, q)) if data else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def request_body(frames: int, *, flip: bool) -> bytes:
@@ -88,18 +81,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def wait_ready(self, seconds: float = 300) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:  # refused while starting, or 503 (HTTPError) until ready
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the server did not become ready")
+        wait_ready(self.proc, f"{self.url}/readyz", seconds)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

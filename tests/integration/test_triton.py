@@ -109,7 +109,7 @@ async def test_same_joints_as_in_process(triton: TritonSetup) -> None:
 
 async def test_several_urls_errors_by_status_code(triton: TritonSetup) -> None:
     from service.errors import BackendError, Unavailable
-    from service.triton_local import free_port
+    from service.process import free_port
 
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there: a worker that is down
     backend = TritonBackend([dead, triton.server.grpc_url], timeout_s=30)  # type: ignore[attr-defined]
