@@ -8,8 +8,10 @@ implementation: parameter names equal the official ones (without the DataParalle
 official state dicts load strictly; see ``service/model/checkpoint.py`` for the checkpoint layouts.
 
 Differences from the official code, none of which changes the result beyond fp32 rounding (~1e-6):
-- activations stay ``[B, T, J, C]`` throughout instead of ``[B*T, J, C]``;
-- attention uses ``torch.nn.functional.scaled_dot_product_attention`` (fused kernel, no materialised weights);
+- activations stay ``[B, T, J, C]`` instead of ``[B*T, J, C]``; temporal attention transposes its input to
+  ``[B, J, T, C]`` so that q, k, v are views of one projection (no copy of the 3C-channel qkv tensor);
+- attention over more than 64 positions uses ``torch.nn.functional.scaled_dot_product_attention`` (fused
+  kernel, no materialised weights), shorter ones an explicit matmul + softmax;
 - no dropout / stochastic depth (inference only): the rates are accepted for config compatibility and ignored.
 The module is TorchScript-scriptable (``torch.jit.script``); the exported file accepts any T in 1..maxlen.
 """
@@ -69,30 +71,28 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, j, c = x.shape
+        b, c = x.shape[0], x.shape[3]
         h = self.num_heads
         d = c // h
-        # qkv channels are laid out (3, heads, head_dim), as in the official reshape(B, N, 3, H, c).
-        qkv = self.qkv(x).reshape(b, t, j, 3, h, d)
         if self.temporal:
-            # [3, B*J, H, T, d]: one sequence per joint (a copy when B > 1: B and J are not adjacent).
-            qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, b * j, h, t, d)
-        else:
-            # [3, B*T, H, J, d]: one sequence per frame (a view: B and T are adjacent).
-            qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, b * t, h, j, d)
+            # One sequence per joint. Transposing the input to [B, J, T, C] (one copy of C channels) makes the
+            # qkv projection come out in sequence order, instead of copying its 3C channels afterwards.
+            x = x.transpose(1, 2).contiguous()
+        # qkv channels are laid out (3, heads, head_dim), as in the official reshape(B, N, 3, H, c); the
+        # permute below is a view ([3, B*S, H, L, d] with S the sequences per sample, L their length).
+        s, n = x.shape[1], x.shape[2]
+        qkv = self.qkv(x).reshape(b, s, n, 3, h, d).permute(3, 0, 1, 4, 2, 5).reshape(3, b * s, h, n, d)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        if q.shape[-2] > self.fused_min_length:
+        if n > self.fused_min_length:
             y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         else:
             # Short sequences (the 17 joints of a frame, short windows): two batched matmuls and a softmax beat
             # the fused CPU kernel, whose per-call cost dominates at these sizes (measured: tiny model, 27
             # frames, batch 8: the fused kernel took 39% of the time and scaled 5x for 8x the work).
             y = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1) @ v
+        out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, s, n, c))
         if self.temporal:
-            y = y.transpose(1, 2).reshape(b, j, t, c).transpose(1, 2)
-        else:
-            y = y.transpose(1, 2).reshape(b, t, j, c)
-        out: torch.Tensor = self.proj(y)
+            out = out.transpose(1, 2)  # back to [B, T, J, C] as a view; the residual add reads it strided
         return out
 
 
@@ -155,8 +155,10 @@ class DSTformer(nn.Module):
     """MotionBERT's DSTformer with the official constructor hyperparameters and defaults.
 
     ``forward(x)``: ``x`` is ``[B, T, num_joints, dim_in]`` float with ``1 <= T <= maxlen``; returns
-    ``[B, T, num_joints, dim_out]``. Every frame attends to every other frame of the window (no mask), so a
-    window's output depends on its length and content only, not on the batch it runs in.
+    ``[B, T, num_joints, dim_out]`` in ``x``'s dtype. The weights may be cast to bf16 / fp16 (``model.to``):
+    ``x`` is then cast to their dtype on the way in and the output back on the way out. Every frame attends to
+    every other frame of the window (no mask), so a window's output depends on its length and content only, not
+    on the batch it runs in.
 
     Raises ``ValueError`` at construction for non-positive sizes or ``dim_feat`` not divisible by
     ``num_heads``; the forward pass raises (``ValueError`` eager, ``torch.jit.Error`` scripted) on a wrong
@@ -234,6 +236,10 @@ class DSTformer(nn.Module):
         t = x.shape[1]
         if t < 1 or t > self.maxlen:
             raise ValueError(f"window length T={t} is outside 1..{self.maxlen}")
+        # The output has the input's dtype (float32 in serving) whatever the weights' precision (fp32 / bf16 /
+        # fp16): callers, the Triton config and the wire format never see the compute dtype.
+        io_dtype = x.dtype
+        x = x.to(self.joints_embed.weight.dtype)
         x = self.joints_embed(x) + self.pos_embed + self.temp_embed[:, :t]
         if self.att_fuse:
             for blk_st, blk_ts, fuse in zip(self.blocks_st, self.blocks_ts, self.ts_attn):  # noqa: B905
@@ -245,7 +251,7 @@ class DSTformer(nn.Module):
             for blk_st, blk_ts in zip(self.blocks_st, self.blocks_ts):  # noqa: B905 (no strict= in TorchScript)
                 x = (blk_st(x) + blk_ts(x)) * 0.5
         out: torch.Tensor = self.head(self.pre_logits(self.norm(x)))
-        return out
+        return out.to(io_dtype)
 
 
 def _init_weights(m: nn.Module) -> None:
