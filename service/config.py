@@ -20,7 +20,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     grpc_port: int = Field(50051, ge=0, le=65535)
     model: Path = DEFAULT_MODEL
-    device: str = "cpu"
+    # auto = the first GPU when torch sees one, else the CPU (service/backends/runner.py, select_device).
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    # auto = the precision the model file was exported in; bf16/fp16 pay only with hardware support (README).
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes")
     threads: int = Field(0, ge=0, description="intra-op threads for the model; 0 = one per core")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -29,7 +29,13 @@ def make_backend(settings: Settings) -> Backend:
         return TritonBackend(
             settings.triton_urls, settings.triton_model, settings.triton_version, timeout_s=settings.timeout_s
         )
-    return TorchScriptBackend(settings.model, device=settings.device, threads=settings.threads)
+    return TorchScriptBackend(
+        settings.model,
+        device=settings.device,
+        threads=settings.threads,
+        precision=settings.precision,
+        cuda_graphs=settings.cuda_graphs,
+    )
 
 
 async def follow_readiness(lifter: Lifter, rpc: RpcServer, period_s: float = 0.25) -> None:

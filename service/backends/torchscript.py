@@ -7,12 +7,13 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from service.backends.base import Array, ModelInfo
+from service.backends.runner import Runner, native_precision, select_device
 from service.errors import BackendError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -22,17 +23,31 @@ class TorchScriptBackend:
     """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
 
     All torch work runs in a single worker thread, so the event loop stays free and batches run one at a
-    time. ``threads`` sets torch's intra-op threads (0 = one per core). Measured on 2 cores with the default
+    time. ``device`` is ``auto`` / ``cpu`` / ``cuda[:N]``, ``precision`` ``auto`` (as exported) / ``fp32`` /
+    ``bf16`` / ``fp16``, ``cuda_graphs`` replays captured graphs on CUDA (``service/backends/runner.py``).
+    ``start`` raises ``Unavailable`` naming the problem for a missing file, an unknown or absent device, or an
+    unknown precision; a precision this hardware only emulates is served with a warning in the log.
+    ``threads`` sets torch's intra-op threads (0 = one per core). Measured on 2 cores with the default
     model (243-frame requests, 4 clients): 2 threads served 0.92 x the raw model's best frames/s, 1 thread
     (leaving the event loop a core) 0.64 x; the loop's own work is small next to the model's.
     """
 
-    def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str = "auto",
+        threads: int = 0,
+        precision: str = "auto",
+        cuda_graphs: bool = False,
+    ) -> None:
         self._path = path
         self._device = device
         self._threads = threads
+        self._precision = precision  # "auto" = the precision the file was exported in
+        self._cuda_graphs = cuda_graphs
         self._executor: ThreadPoolExecutor | None = None
-        self._model: Any = None
+        self._runner: Runner | None = None
         self._info: ModelInfo | None = None
         self._ready = False
 
@@ -65,9 +80,17 @@ class TorchScriptBackend:
 
         cores = os.cpu_count() or 1
         torch.set_num_threads(self._threads or cores)
-        model, meta = load_torchscript(self._path, device=self._device)
-        self._model = model
-        self._info = ModelInfo.from_meta(meta, device=self._device)
+        try:
+            device = select_device(self._device)
+            model, meta = load_torchscript(self._path, device="cpu")
+            precision = str(meta.get("precision", "fp32")) if self._precision == "auto" else self._precision
+            self._runner = Runner(model, device=device, precision=precision, cuda_graphs=self._cuda_graphs)
+        except ValueError as exc:  # bad device / precision / file: the service cannot start on it
+            raise Unavailable(str(exc)) from exc
+        slow = native_precision(precision, device)
+        if slow:
+            log.warning("serving in %s on %s although %s", precision, device, slow)
+        self._info = replace(ModelInfo.from_meta(meta, device=device), precision=precision)
         # Warm-up: TorchScript's profiling executor specialises on the first calls of each shape; run the
         # full window (the common case) a few times and a short one, so the first requests are not slow.
         window = np.zeros((1, self._info.window, 17, 3), np.float32)
@@ -79,21 +102,18 @@ class TorchScriptBackend:
         self._run(window)
         per_window = time.perf_counter() - t1
         log.info(
-            "model warmed up in %.2f s; one %d-frame window %.1f ms; %d intra-op threads",
+            "model warmed up in %.2f s on %s in %s; one %d-frame window %.1f ms; %d intra-op threads",
             t1 - t0,
+            device,
+            precision,
             self._info.window,
             1000 * per_window,
             torch.get_num_threads(),
         )
 
     def _run(self, batch: Array) -> Array:
-        import torch
-
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self._device, non_blocking=True)
-            y = self._model(x)
-            out: Array = y.float().cpu().numpy()
-        return out
+        assert self._runner is not None
+        return self._runner(batch)
 
     async def infer(self, batch: Array) -> Array:
         if not self._ready or self._executor is None:
@@ -110,4 +130,4 @@ class TorchScriptBackend:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-        self._model = None
+        self._runner = None
