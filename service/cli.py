@@ -19,7 +19,9 @@ SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "port": (int, "REST port (0 = any free port)"),
     "grpc_port": (int, "gRPC port (0 = any free port)"),
     "model": (Path, "TorchScript model file written by `motionlift export`"),
-    "device": (str, "cpu, cuda or cuda:N"),
+    "device": (str, "auto (GPU if torch sees one), cpu, cuda or cuda:N"),
+    "precision": (str, "auto (as exported), fp32, bf16 or fp16"),
+    "cuda_graphs": (str, "on/off: replay CUDA graphs for recurring batch shapes (CUDA only)"),
     "threads": (int, "intra-op threads of the model (0 = one per core)"),
     "log_level": (str, "debug, info, warning or error"),
     "max_frames": (int, "longest sequence per track, in frames"),
@@ -45,6 +47,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from service.heap import keep_freed_memory
+
+    keep_freed_memory()  # before any thread starts (service/heap.py says why)
     settings = settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from service.server import run
@@ -55,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from service.backends.runner import torch_dtype
     from service.model.checkpoint import build_model
     from service.model.configs import resolve_config
     from service.model.export import export_torchscript, model_meta
@@ -78,8 +84,18 @@ def _export(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = model_meta(
         name, hparams, model, window=window, trained=trained, weights=weights, card=args.card
     )
+    meta["precision"] = args.precision
+    model.to(torch_dtype(args.precision))  # the forward still takes and returns float32
     export_torchscript(model, args.out, meta)
-    log.info("wrote %s: %s, %d parameters, window %d, weights: %s", args.out, name, meta["params"], window, weights)
+    log.info(
+        "wrote %s: %s, %d parameters, window %d, %s, weights: %s",
+        args.out,
+        name,
+        meta["params"],
+        window,
+        args.precision,
+        weights,
+    )
     if not trained:
         log.warning("these are RANDOM weights: the model runs, but its 3D output is not a real pose")
     return 0
@@ -89,40 +105,35 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
-def _batch1(rows: list[Any], row: Any) -> float:
-    return float(next(b.frames_per_s for b in rows if (b.config, b.window) == (row.config, row.window)))
-
-
 def _bench_model(args: argparse.Namespace) -> int:
+    """Print the peak lines, the table and the notes (service/bench/model.py), write --out if given; exit 0,
+    or 2 with a message on stderr for a bad config, precision, window, batch or GEMM shape (checked before
+    anything is timed)."""
     import torch
 
-    from service.bench.model import matmul_peak_gflops, measure
-    from service.bench.table import render
+    from service.bench.model import render_report, run, write_csv
+    from service.bench.peak import parse_shapes
+    from service.heap import keep_freed_memory
 
+    keep_freed_memory()  # as `serve` does, so the figures are the served model's (service/heap.py)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    peak = matmul_peak_gflops()
-    rows = []
-    for config in args.configs.split(","):
-        rows += measure(config, _ints(args.windows), _ints(args.batches), seconds=args.seconds)
-    print(f"fp32 matmul peak (2048x2048, {torch.get_num_threads()} threads): {peak:,.1f} GFLOP/s")
-    print(
-        render(
-            ["config", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "vs batch 1"],
-            [
-                [
-                    r.config,
-                    r.window,
-                    r.batch,
-                    r.ms_per_call,
-                    r.frames_per_s,
-                    r.gflops,
-                    100 * r.gflops / peak,
-                    f"{r.frames_per_s / _batch1(rows, r):.2f}",
-                ]
-                for r in rows
-            ],
+    try:
+        report = run(
+            [c for c in args.configs.split(",") if c],
+            _ints(args.windows),
+            _ints(args.batches),
+            precisions=[p for p in args.precisions.split(",") if p],
+            seconds=args.seconds,
+            official=args.official,
+            shapes=parse_shapes(args.peak_shapes),
+            max_call_seconds=args.max_call_seconds,
         )
-    )
+    except ValueError as exc:
+        print(f"motionlift bench model: {exc}", file=sys.stderr)
+        return 2
+    print(render_report(report))
+    if args.out is not None:
+        write_csv(report, args.out)
     return 0
 
 
@@ -191,17 +202,64 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed of the random weights (without --checkpoint)")
     export.add_argument("--window", type=int, default=None, help="frames per model window (default: maxlen)")
     export.add_argument("--card", default=None, help="model card of the weights, recorded in the metadata")
+    export.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="dtype of the stored weights and of the computation (input and output stay float32)",
+    )
     export.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write model.pt")
     export.set_defaults(func=_export)
 
     bench = sub.add_parser("bench", help="benchmarks (see `motionlift bench model -h`)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
-    model = bench_sub.add_parser("model", help="raw model frames/s and GFLOP/s vs the machine's matmul peak")
-    model.add_argument("--configs", default="tiny,small,full", help="comma-separated configurations")
+    from service.bench.peak import GEMM_SHAPES, MAX_GEMM_CALL_SECONDS, shape_text
+
+    model = bench_sub.add_parser(
+        "model",
+        help="raw model frames/s and GFLOP/s per config, precision, window and batch vs the matmul peak",
+        description="Seeded random models (speed does not depend on the weights), scripted, timed in-process. "
+        "Each precision's matmul peak (best GFLOP/s over --peak-shapes) is measured before and after its rows; "
+        "'% peak' uses the larger. FLOPs are those of the matmuls (Linear layers and attention).",
+    )
+    model.add_argument(
+        "--configs",
+        default="default,lite,full",
+        help="comma-separated: default (the trained default model, maxlen 27), full, lite, small, tiny, "
+        "or a JSON hyperparameter file; windows longer than a config's maxlen are skipped",
+    )
+    model.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16, fp16")
     model.add_argument("--windows", default="27,81,243", help="comma-separated window lengths")
     model.add_argument("--batches", default="1,4,16", help="comma-separated batch sizes")
-    model.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    model.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="time per measurement (model row or GEMM shape), after two warm-up calls; a call slower than this "
+        "is timed once (e.g. bf16 on CPUs without native bf16 support: a few GFLOP/s or less), and one slower "
+        "than 5 s right after a single warm-up call",
+    )
+    model.add_argument(
+        "--max-call-seconds",
+        type=float,
+        default=120.0,
+        help="skip (with a note) a row whose predicted time per call, from its FLOPs and the best GFLOP/s "
+        "measured so far in its precision, exceeds this; 0 = never skip",
+    )
+    model.add_argument(
+        "--official",
+        action="store_true",
+        help="also time the official-style baseline: eager (not scripted) fp32, attention always materialised "
+        "(rows <config>-official)",
+    )
+    model.add_argument(
+        "--peak-shapes",
+        default=",".join(map(shape_text, GEMM_SHAPES)),
+        help="comma-separated GEMM shapes MxKxN of the peak, smallest first (the first always runs; a later one "
+        f"predicted to need over {MAX_GEMM_CALL_SECONDS:g} s per call does not)",
+    )
     model.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch default)")
+    model.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
     model.set_defaults(func=_bench_model)
     load = bench_sub.add_parser("load", help="REST + gRPC load sweep: batched vs unbatched vs the raw backend, one run")
     load.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")

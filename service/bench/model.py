@@ -1,17 +1,45 @@
-"""Raw model throughput: frames/s and achieved GFLOP/s per configuration, window length and batch size,
-next to this machine's measured fp32 matrix-multiply peak (so every figure is also a fraction of the limit)."""
+"""Raw model throughput: frames/s and achieved GFLOP/s per configuration, precision, window length and batch
+size, each next to this machine's matrix-multiply peak in that precision, measured in the same run.
+
+The VM's throughput drifts (about ±25% between runs), so each precision's peak is measured twice, before and
+after that precision's model rows, and the larger of the two is the reference for "% peak".
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from service.backends.runner import torch_dtype
+from service.bench.peak import (
+    GEMM_SHAPES,
+    MAX_GEMM_CALL_SECONDS,
+    Peak,
+    Shape,
+    matmul_peak,
+    shape_text,
+    timed,
+)
+from service.bench.table import render
+
+__all__ = ["ModelRow", "Report", "flops_per_window", "measure", "render_report", "run", "timed", "write_csv"]
+
+# `default`: the trained default model (its description beside the weights gives the hyperparameters).
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "model" / "weights" / "default.json"
+# Longer than any window: every Attention takes the explicit matmul + softmax path.
+_ALWAYS_MATERIALISED = 10**9
+
+HEADERS = ["config", "precision", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "vs batch 1"]
 
 
 @dataclass(frozen=True)
 class ModelRow:
-    config: str
+    config: str  # "<name>-official" for the official-style eager baseline
+    precision: str
+    scripted: bool
     window: int
     batch: int
     ms_per_call: float
@@ -19,54 +47,132 @@ class ModelRow:
     gflops: float  # achieved GFLOP/s
 
 
-def timed(call: Callable[[], object], *, min_seconds: float, min_calls: int = 3) -> float:
-    """Median-free steady timing: seconds per call over at least ``min_calls`` calls and ``min_seconds``."""
-    call()  # one more warm-up call of this exact shape
-    calls, start = 0, time.perf_counter()
-    while calls < min_calls or time.perf_counter() - start < min_seconds:
-        call()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+@dataclass
+class Report:
+    """One run: per precision, the peaks measured before and after its rows; the rows; notes for the reader."""
+
+    threads: int
+    peaks: dict[str, tuple[Peak, Peak]] = field(default_factory=dict)
+    rows: list[ModelRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def peak_gflops(self, precision: str) -> float:
+        """The reference peak of ``precision``: the larger of its two measurements (KeyError if not measured)."""
+        return max(p.gflops for p in self.peaks[precision])
+
+    def vs_batch1(self, row: ModelRow) -> float | None:
+        """frames/s of ``row`` over that of batch 1 with the same config, precision and window (None: no such
+        row)."""
+        key = (row.config, row.precision, row.window)
+        base = next((r for r in self.rows if (r.config, r.precision, r.window) == key and r.batch == 1), None)
+        return None if base is None else row.frames_per_s / base.frames_per_s
 
 
-def matmul_peak_gflops(size: int = 2048, seconds: float = 2.0) -> float:
-    """fp32 GEMM throughput of this machine with torch's current thread settings."""
-    import torch
+def resolve_bench_config(name: str) -> tuple[str, dict[str, Any]]:
+    """``(label, hyperparameters)`` of a config: ``default`` is the trained default model
+    (service/model/weights/default.json); a trained model's JSON description gives its hyperparameters;
+    anything else goes to ``resolve_config`` (full, lite, small, tiny or a hyperparameter file).
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    per_call = timed(lambda: torch.mm(a, b), min_seconds=seconds)
-    return 2 * size**3 / per_call / 1e9
+    Raises ``ValueError`` for an unknown name or a bad file.
+    """
+    from service.model.configs import resolve_config
+    from service.model.weights_io import resolve_export_config
+
+    trained = resolve_export_config(str(DEFAULT_SPEC) if name == "default" else name)
+    if trained is not None:
+        return ("default" if name == "default" else trained[0]), trained[1]
+    return resolve_config(name)
 
 
-def flops_per_window(model: Any, window: int) -> float:
-    """FLOPs of one window (batch 1), counted by torch's FlopCounterMode on the eager model."""
+def materialise_attention(model: Any) -> None:
+    """Make every ``Attention`` of ``model`` (eager) compute softmax(q kᵀ) v with explicit matmuls at every
+    length, as the official MotionBERT code does, instead of the fused kernel above ``FUSED_MIN_LENGTH``."""
+    from service.model.dstformer import Attention
+
+    for module in model.modules():
+        if isinstance(module, Attention):
+            # Final only for TorchScript (a compile-time constant); on the eager module it is a plain attribute.
+            module.fused_min_length = _ALWAYS_MATERIALISED  # type: ignore[misc]
+
+
+def flops_per_window(hparams: Mapping[str, Any], window: int) -> float:
+    """FLOPs of one window (batch 1) of the fp32 eager model, counted by torch's FlopCounterMode.
+
+    Counted on the meta device (shapes only: free at any size) with attention materialised: FlopCounterMode
+    does not count the CPU fused attention kernel, so attention above ``FUSED_MIN_LENGTH`` frames would be
+    missing, while the two matmuls are counted (4·L²·d per head and sequence; the fused kernel does the same
+    work). Matmuls only: softmax, LayerNorm, GELU and additions are not counted.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(torch.zeros(1, window, 17, 3))
+    from service.model.dstformer import DSTformer
+
+    with torch.device("meta"):
+        model = DSTformer(**hparams)
+        materialise_attention(model)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            model.eval()(torch.zeros(1, window, model.num_joints, model.dim_in))
     return float(counter.get_total_flops())
 
 
 def measure(
-    config: str, windows: Sequence[int], batches: Sequence[int], *, seconds: float, scripted: bool = True
+    config: str,
+    windows: Sequence[int],
+    batches: Sequence[int],
+    *,
+    seconds: float,
+    precision: str = "fp32",
+    official: bool = False,
+    max_call_seconds: float = 0.0,
+    rate_hint: float | None = None,
+    notes: list[str] | None = None,
 ) -> list[ModelRow]:
-    """Throughput of a seeded random model of ``config`` (speed does not depend on the weights)."""
+    """Throughput of a seeded random model of ``config`` (speed does not depend on the weights), one row per
+    window x batch, each timed for ``seconds`` (see ``timed``).
+
+    The model is cast to ``precision`` and scripted (input and output stay float32). ``official``: instead, the
+    eager fp32 model with attention always materialised (``materialise_attention``), labelled
+    ``<config>-official``; ``precision`` must then be fp32. Windows longer than the config's ``maxlen`` are
+    skipped; with ``max_call_seconds`` > 0, so is a row whose predicted time per call (its FLOPs over the best
+    GFLOP/s of this call's rows so far, or ``rate_hint`` before the first) exceeds it. Each skip appends a line
+    to ``notes``. Raises ``ValueError`` for a bad config or precision.
+    """
     import torch
 
     from service.model.checkpoint import build_model
-    from service.model.configs import resolve_config
     from service.model.export import script
 
-    _, hparams = resolve_config(config)
+    dtype = torch_dtype(precision)
+    if official and precision != "fp32":
+        raise ValueError("the official-style baseline is fp32 only")
+    name, hparams = resolve_bench_config(config)
+    label = f"{name}-official" if official else name
+    notes = [] if notes is None else notes
+    maxlen = int(hparams.get("maxlen", 243))
+    too_long = [w for w in windows if w > maxlen]
+    if too_long:
+        notes.append(f"{label}: window(s) {', '.join(map(str, too_long))} skipped (longer than its maxlen {maxlen})")
     eager = build_model(hparams, seed=0)
-    model = script(eager) if scripted else eager
-    rows = []
-    for window in windows:
-        flops = flops_per_window(eager, window)
+    if official:
+        materialise_attention(eager)
+        model: Any = eager
+    else:
+        model = script(eager.to(dtype))
+    rows: list[ModelRow] = []
+    for window in (w for w in windows if w <= maxlen):
+        flops = flops_per_window(hparams, window)
         for batch in batches:
-            x = torch.randn(batch, window, 17, 3)
+            rate = max((r.gflops for r in rows), default=rate_hint)
+            predicted = batch * flops / (rate * 1e9) if rate else 0.0
+            if max_call_seconds > 0 and predicted > max_call_seconds:
+                notes.append(
+                    f"{label} {precision} window {window} batch {batch} skipped: predicted {predicted:,.0f} s "
+                    f"per call at {rate:,.1f} GFLOP/s > max {max_call_seconds:g} s"
+                )
+                continue
+            x = torch.randn(batch, window, int(hparams.get("num_joints", 17)), int(hparams.get("dim_in", 3)))
 
             def call(x: torch.Tensor = x) -> object:
                 with torch.inference_mode():
@@ -75,7 +181,108 @@ def measure(
             per_call = timed(call, min_seconds=seconds)
             rows.append(
                 ModelRow(
-                    config, window, batch, 1000 * per_call, batch * window / per_call, batch * flops / per_call / 1e9
+                    label,
+                    precision,
+                    not official,
+                    window,
+                    batch,
+                    1000 * per_call,
+                    batch * window / per_call,
+                    batch * flops / per_call / 1e9,
                 )
             )
     return rows
+
+
+def run(
+    configs: Sequence[str],
+    windows: Sequence[int],
+    batches: Sequence[int],
+    *,
+    precisions: Sequence[str] = ("fp32",),
+    seconds: float = 2.0,
+    official: bool = False,
+    shapes: Sequence[Shape] = GEMM_SHAPES,
+    max_call_seconds: float = 0.0,
+) -> Report:
+    """The whole benchmark: for each precision, the matmul peak, every config's rows (``measure``), the
+    official-style rows when ``official`` (in the fp32 block, which then always runs), and the peak again.
+
+    Configs, precisions, windows and batches are all checked before anything is timed: ``ValueError`` for an
+    unknown config or precision, an empty list, or a window or batch below 1.
+    """
+    import torch
+
+    if not configs or not windows or not batches or not precisions:
+        raise ValueError("configs, windows, batches and precisions must each name at least one value")
+    if min(*windows, *batches) < 1:
+        raise ValueError(f"windows and batches must be >= 1, got {list(windows)} and {list(batches)}")
+    for precision in precisions:
+        torch_dtype(precision)
+    for config in configs:
+        resolve_bench_config(config)
+    report = Report(threads=torch.get_num_threads())
+    for precision in dict.fromkeys([*precisions, *(["fp32"] if official else [])]):
+        before = matmul_peak(precision, seconds=seconds, shapes=shapes)
+        runs = [(c, False) for c in configs if precision in precisions]
+        runs += [(c, True) for c in configs if official and precision == "fp32"]
+        for config, is_official in runs:
+            rate_hint = max((r.gflops for r in report.rows if r.precision == precision), default=None)
+            report.rows += measure(
+                config,
+                windows,
+                batches,
+                seconds=seconds,
+                precision=precision,
+                official=is_official,
+                max_call_seconds=max_call_seconds,
+                rate_hint=rate_hint,
+                notes=report.notes,
+            )
+        report.peaks[precision] = (before, matmul_peak(precision, seconds=seconds, shapes=shapes))
+    if official:
+        report.notes.append("*-official: eager (not scripted) fp32 model, attention materialised at every length")
+    return report
+
+
+def _peak_line(precision: str, peaks: tuple[Peak, Peak], threads: int) -> str:
+    before, after = peaks
+    line = (
+        f"{precision} matmul peak {max(before.gflops, after.gflops):,.1f} GFLOP/s ({threads} threads) = max of "
+        f"before rows {before.gflops:,.1f} (at {shape_text(before.shape)}), "
+        f"after rows {after.gflops:,.1f} (at {shape_text(after.shape)})"
+    )
+    skipped = sorted({*before.skipped, *after.skipped})
+    if skipped:
+        line += f"; not run (one call > {MAX_GEMM_CALL_SECONDS:g} s): {', '.join(map(shape_text, skipped))}"
+    return line
+
+
+def _table_row(report: Report, r: ModelRow) -> list[object]:
+    ratio = report.vs_batch1(r)
+    pct = 100 * r.gflops / report.peak_gflops(r.precision)
+    vs_batch1 = "n/a" if ratio is None else f"{ratio:.2f}"
+    return [r.config, r.precision, r.window, r.batch, r.ms_per_call, r.frames_per_s, r.gflops, pct, vs_batch1]
+
+
+def render_report(report: Report) -> str:
+    """The peak lines (one per precision), the table (columns ``HEADERS``) and the notes, as printed."""
+    lines = [_peak_line(p, peaks, report.threads) for p, peaks in report.peaks.items()]
+    lines.append("GEMM shapes are MxKxN of addmm(bias[N], a[M,K], w[N,K].t()), as nn.Linear runs them")
+    lines.append(render(HEADERS, [_table_row(report, r) for r in report.rows]))
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def write_csv(report: Report, path: Path) -> None:
+    """The rows as CSV (``ModelRow`` fields plus ``peak_gflops``, ``pct_peak`` and ``vs_batch1``, empty when
+    there is no batch-1 row); parent directories are created. ``OSError`` on I/O failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*ModelRow.__dataclass_fields__, "peak_gflops", "pct_peak", "vs_batch1"])
+        for r in report.rows:
+            peak = report.peak_gflops(r.precision)
+            ratio = report.vs_batch1(r)
+            values = asdict(r).values()
+            writer.writerow([*values, f"{peak:.3f}", f"{100 * r.gflops / peak:.3f}", "" if ratio is None else ratio])

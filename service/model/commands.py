@@ -6,6 +6,7 @@ Heavy imports (torch, numpy) happen inside the command functions, so building th
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -60,6 +61,11 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--no-flip", dest="flip", action="store_false", help="without flip test-time augmentation")
     ev.add_argument("--speed", action="store_true", help="also measure FLOPs and latency (DSTformer only)")
     ev.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ev.add_argument(
+        "--precisions",
+        default="fp32",
+        help="compute precisions to compare side by side, comma-separated: fp32,bf16,fp16",
+    )
     ev.add_argument("--json", type=Path, default=None, help="write the full report here")
     ev.set_defaults(func=_evaluate)
 
@@ -111,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from service.backends.runner import torch_dtype
     from service.model.cost import profile
     from service.model.evaluate import evaluate_model, markdown
     from service.model.weights_io import load_lifter
@@ -120,14 +127,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     reports: dict[str, dict[str, Any]] = {}
     full: dict[str, Any] = {}
     try:
+        precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+        dtypes = [torch_dtype(p) for p in precisions]  # ValueError names the choices
         for path in args.weights:
             model, spec = load_lifter(path)
-            label = str(spec.get("config") or Path(path).stem)
-            label = label if label not in reports else f"{label}#{len(reports)}"
-            reports[label] = evaluate_model(
-                model, int(spec["window"]), args.data, seed=args.seed, flip=args.flip, modes=modes
-            )
-            full[label] = {"spec": spec, "report": reports[label]}
+            base = str(spec.get("config") or Path(path).stem)
+            for precision, dtype in zip(precisions, dtypes, strict=True):
+                if precision != "fp32" and spec["arch"] != "dstformer":
+                    continue  # only the DSTformer casts its input to its weights' dtype
+                label = base if precision == "fp32" else f"{base} {precision}"
+                label = label if label not in reports else f"{label}#{len(reports)}"
+                # The DSTformer casts its input to the weights' dtype and its output back (dstformer.py).
+                reports[label] = evaluate_model(
+                    copy.deepcopy(model).to(dtype),
+                    int(spec["window"]),
+                    args.data,
+                    seed=args.seed,
+                    flip=args.flip,
+                    modes=modes,
+                )
+                full[label] = {"spec": spec, "precision": precision, "report": reports[label]}
             if args.speed and spec["arch"] == "dstformer":
                 full[label]["speed"] = profile(dict(spec["hyperparams"]), [int(spec["window"])], threads=args.threads)
     except (FileNotFoundError, ValueError) as exc:
