@@ -137,8 +137,32 @@ def _bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_precision(args: argparse.Namespace) -> int:
+    import torch
+
+    from service.bench.precision import measure_errors
+    from service.bench.table import render
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    precisions = [p for p in args.precisions.split(",") if p]
+    try:
+        rows = measure_errors(args.config, precisions, _ints(args.windows), checkpoint=args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"motionlift bench precision: {exc}", file=sys.stderr)
+        return 2
+    header = ["config", "precision", "window", "max abs error", "output max", "error / max", "seconds"]
+    table = [[r.config, r.precision, r.window, f"{r.max_abs:.2e}", f"{r.scale:.3f}", f"{r.max_abs / r.scale:.2e}",
+              f"{r.seconds:.2f}"] for r in rows]  # fmt: skip
+    print(f"max abs error against fp32, golden inputs (2 sequences per window), weights: {args.checkpoint or 'seed 0'}")
+    print(render(header, table))
+    return 0
+
+
 def _bench_load(args: argparse.Namespace) -> int:
     from service.bench.sweep import run
+    from service.heap import keep_freed_memory
+
+    keep_freed_memory()  # the raw model is timed in this process: with the served process's heap settings
 
     setups = {"batched": args.serve_flags.split(), "unbatched": [*args.serve_flags.split(), "--max-batch-size", "1"]}
     print(
@@ -261,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch default)")
     model.add_argument("--out", type=Path, default=None, help="also write the rows to this CSV file")
     model.set_defaults(func=_bench_model)
+    precision = bench_sub.add_parser("precision", help="max abs error of bf16 / fp16 against fp32 on golden inputs")
+    precision.add_argument("--config", default="tiny", help="full, lite, small, tiny or a JSON hyperparameter file")
+    precision.add_argument("--checkpoint", default=None, help="weights (official / MMPose); none = seeded random")
+    precision.add_argument("--precisions", default="bf16,fp16", help="comma-separated: bf16, fp16")
+    precision.add_argument("--windows", default="27,243", help="golden input lengths: 1, 27, 81, 100, 243")
+    precision.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch default)")
+    precision.set_defaults(func=_bench_precision)
     load = bench_sub.add_parser("load", help="REST + gRPC load sweep: batched vs unbatched vs the raw backend, one run")
     load.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
     load.add_argument("--frames", type=int, default=27, help="frames per sequence (<= the model window)")
