@@ -8,7 +8,7 @@ after that precision's model rows, and the larger of the two is the reference fo
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "model" / "weights" / "d
 # Longer than any window: every Attention takes the explicit matmul + softmax path.
 _ALWAYS_MATERIALISED = 10**9
 
-HEADERS = ["config", "precision", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "vs batch 1"]
+HEADERS = [
+    "config", "precision", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "% local peak", "vs batch 1",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class ModelRow:
     ms_per_call: float
     frames_per_s: float
     gflops: float  # achieved GFLOP/s
+    # The peak GEMM shape's GFLOP/s timed right before and right after this row (the larger): this VM's speed
+    # drifts by up to 25% over minutes, and a row is fairly compared with the machine as it was at that time.
+    local_peak: float | None = None
 
 
 @dataclass
@@ -128,6 +133,7 @@ def measure(
     max_call_seconds: float = 0.0,
     rate_hint: float | None = None,
     notes: list[str] | None = None,
+    probe: Callable[[], float] | None = None,
 ) -> list[ModelRow]:
     """Throughput of a seeded random model of ``config`` (speed does not depend on the weights), one row per
     window x batch, each timed for ``seconds`` (see ``timed``).
@@ -137,7 +143,8 @@ def measure(
     ``<config>-official``; ``precision`` must then be fp32. Windows longer than the config's ``maxlen`` are
     skipped; with ``max_call_seconds`` > 0, so is a row whose predicted time per call (its FLOPs over the best
     GFLOP/s of this call's rows so far, or ``rate_hint`` before the first) exceeds it. Each skip appends a line
-    to ``notes``. Raises ``ValueError`` for a bad config or precision.
+    to ``notes``. ``probe`` (optional) returns the machine's current peak GFLOP/s; it runs before and after each
+    row, and the larger result is the row's ``local_peak``. Raises ``ValueError`` for a bad config or precision.
     """
     import torch
 
@@ -178,7 +185,9 @@ def measure(
                 with torch.inference_mode():
                     return model(x)
 
+            local_before = probe() if probe is not None else None
             per_call = timed(call, min_seconds=seconds)
+            local = None if probe is None or local_before is None else max(local_before, probe())
             rows.append(
                 ModelRow(
                     label,
@@ -189,6 +198,7 @@ def measure(
                     1000 * per_call,
                     batch * window / per_call,
                     batch * flops / per_call / 1e9,
+                    local,
                 )
             )
     return rows
@@ -224,6 +234,10 @@ def run(
     report = Report(threads=torch.get_num_threads())
     for precision in dict.fromkeys([*precisions, *(["fp32"] if official else [])]):
         before = matmul_peak(precision, seconds=seconds, shapes=shapes)
+
+        def probe(precision: str = precision, shape: Shape = before.shape) -> float:
+            return matmul_peak(precision, seconds=min(seconds, 1.0), shapes=[shape]).gflops
+
         runs = [(c, False) for c in configs if precision in precisions]
         runs += [(c, True) for c in configs if official and precision == "fp32"]
         for config, is_official in runs:
@@ -238,6 +252,7 @@ def run(
                 max_call_seconds=max_call_seconds,
                 rate_hint=rate_hint,
                 notes=report.notes,
+                probe=probe,
             )
         report.peaks[precision] = (before, matmul_peak(precision, seconds=seconds, shapes=shapes))
     if official:
@@ -261,8 +276,9 @@ def _peak_line(precision: str, peaks: tuple[Peak, Peak], threads: int) -> str:
 def _table_row(report: Report, r: ModelRow) -> list[object]:
     ratio = report.vs_batch1(r)
     pct = 100 * r.gflops / report.peak_gflops(r.precision)
+    local = "n/a" if r.local_peak is None else f"{100 * r.gflops / r.local_peak:.1f}"
     vs_batch1 = "n/a" if ratio is None else f"{ratio:.2f}"
-    return [r.config, r.precision, r.window, r.batch, r.ms_per_call, r.frames_per_s, r.gflops, pct, vs_batch1]
+    return [r.config, r.precision, r.window, r.batch, r.ms_per_call, r.frames_per_s, r.gflops, pct, local, vs_batch1]
 
 
 def render_report(report: Report) -> str:

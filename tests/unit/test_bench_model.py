@@ -28,7 +28,9 @@ from service.model.configs import CONFIGS
 
 SECONDS = 0.05
 SMALL_GEMMS = [(64, 64, 64), (128, 128, 128)]
-ROW_KEYS = {"config", "precision", "scripted", "window", "batch", "ms_per_call", "frames_per_s", "gflops"}
+ROW_KEYS = {
+    "config", "precision", "scripted", "window", "batch", "ms_per_call", "frames_per_s", "gflops", "local_peak",
+}  # fmt: skip
 
 
 def expected_flops(hp: dict[str, Any], window: int) -> int:
@@ -93,6 +95,8 @@ def test_run_rows_peaks_and_maxlen_skip(short_tiny: str) -> None:
     before, after = report.peaks["fp32"]
     assert before.shape in SMALL_GEMMS and after.shape in SMALL_GEMMS
     assert report.peak_gflops("fp32") == max(before.gflops, after.gflops) > 0
+    # Each row also has the peak shape timed around it (a probe of the best shape only).
+    assert all(r.local_peak is not None and r.local_peak > 0 for r in report.rows)
     by_key = {(r.config, r.window, r.batch): r for r in report.rows}
     flops = {w: flops_per_window(CONFIGS["tiny"], w) for w in (9, 27)}
     for r in report.rows:
