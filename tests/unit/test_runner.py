@@ -68,7 +68,7 @@ def test_native_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_mod, "_cpu_has", lambda precision: False)
     reason = native_precision("bf16", "cpu")
     assert reason == (
-        "this CPU has no AVX512-BF16 or AMX-BF16: bf16 runs in slow emulation (hundreds of times slower than fp32)"
+        "this CPU has no AVX512-BF16 or AMX-BF16: bf16 runs without hardware support, several times slower than fp32"
     )
     assert "AVX512-FP16 or AMX-FP16" in str(native_precision("fp16", "cpu"))
     monkeypatch.setattr(runner_mod, "_cpu_has", lambda precision: precision == "bf16")
@@ -109,6 +109,18 @@ def test_half_precision_runner_casts_weights_and_keeps_float32_io(tiny: Any, pre
     # bf16 keeps 8 significant bits, fp16 11: errors of a few units in the last place of the output scale.
     tolerance = {"bf16": 2e-2, "fp16": 3e-3}[precision] * float(np.abs(expected).max())
     assert 0 < float(np.abs(out - expected).max()) < tolerance
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_a_model_without_its_own_cast_still_serves_in_bf16(staged: bool) -> None:
+    # Files exported before the DSTformer cast its input take the weights' dtype only: the runner casts too.
+    linear = torch.nn.Linear(3, 3)
+    x = _batch(b=1, t=4)
+    with torch.inference_mode():
+        expected = linear(torch.from_numpy(x)).numpy()
+    out = Runner(linear, device="cpu", precision="bf16", staged=staged)(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=0.05 * float(np.abs(expected).max()))
 
 
 def test_staged_path_reuses_its_buffers_and_never_aliases_results(tiny: Any) -> None:
