@@ -245,7 +245,7 @@ class Runner:
     def _capture(self, shape: tuple[int, ...]) -> Callable[[Any], Any]:
         """Capture the model for one input shape (CUDA only); returns ``x -> y`` replaying the graph."""
         torch = self._torch
-        static_x = torch.zeros(shape, device=self.device)
+        static_x = torch.zeros(shape, device=self.device, dtype=self._dtype)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):  # capture needs warm-up calls off the default stream
