@@ -52,10 +52,30 @@ def _serve(args: argparse.Namespace) -> int:
     keep_freed_memory()  # before any thread starts (service/heap.py says why)
     settings = settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = _preflight(settings)
+    if problem:
+        print(f"motionlift serve: {problem}", file=sys.stderr)
+        return 2
     from service.server import run
 
     run(settings)
     return 0
+
+
+def _preflight(settings: Settings) -> str | None:
+    """Why the in-process model cannot start (missing file, absent device), said in one line before the server
+    starts rather than in a startup traceback; None when it can (and always for the Triton backend)."""
+    if settings.backend != "torchscript":
+        return None
+    if not settings.model.is_file():
+        return f"model file {settings.model} does not exist; run `bash .ci/setup` or `motionlift export`"
+    from service.backends.runner import select_device
+
+    try:
+        select_device(settings.device)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +90,24 @@ def test_serve_rejects_an_unknown_precision_or_device() -> None:
         Settings(precision="int8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="device"):
         Settings(device="gpu")
+
+
+def _serve_cli(*flags: str) -> subprocess.CompletedProcess[str]:
+    code = f"from service.cli import main; raise SystemExit(main({list(flags)!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_serve_says_in_one_line_why_it_cannot_start(tiny_model: Path) -> None:
+    absent_gpu = _serve_cli("serve", "--model", str(tiny_model), "--device", "cuda:0")
+    assert absent_gpu.returncode == 2
+    assert re.fullmatch(
+        r"motionlift serve: device 'cuda:0' asked for, but there is (a CPU-only torch build|no visible GPU); "
+        r"use --device cpu or auto",
+        absent_gpu.stderr.strip(),
+    ), absent_gpu.stderr
+    missing = _serve_cli("serve", "--model", "/nonexistent/model.pt")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "motionlift serve: model file /nonexistent/model.pt does not exist; run `bash .ci/setup` or `motionlift export`"
+    )
