@@ -63,19 +63,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _preflight(settings: Settings) -> str | None:
-    """Why the in-process model cannot start (missing file, absent device), said in one line before the server
-    starts rather than in a startup traceback; None when it can (and always for the Triton backend)."""
+    """Why the in-process model cannot start, in one line before the server starts rather than in a startup
+    traceback; None when it can (and always for the Triton backend)."""
     if settings.backend != "torchscript":
         return None
-    if not settings.model.is_file():
-        return f"model file {settings.model} does not exist; run `bash .ci/setup` or `motionlift export`"
-    from service.backends.runner import select_device
+    from service.backends.torchscript import startup_problem
 
-    try:
-        select_device(settings.device)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return startup_problem(settings.model, settings.device)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -19,6 +19,19 @@ from service.errors import BackendError, Unavailable
 log = logging.getLogger(__name__)
 
 
+def startup_problem(path: Path, device: str) -> str | None:
+    """Why ``path`` cannot be served on ``device``, found without loading the model: a missing file, or a device
+    that is unknown or absent (``select_device``). None when neither. ``motionlift serve`` says it in one line
+    before starting the server; ``TorchScriptBackend.start`` raises it as ``Unavailable``. Imports torch."""
+    if not path.is_file():
+        return f"model file {path} does not exist; run `bash .ci/setup` or `motionlift export`"
+    try:
+        select_device(device)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class TorchScriptBackend:
     """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
 
@@ -66,10 +79,11 @@ class TorchScriptBackend:
         return self._info
 
     async def start(self) -> None:
-        if not self._path.is_file():
-            raise Unavailable(f"model file {self._path} does not exist; run the setup command or `motionlift export`")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchscript")
         loop = asyncio.get_running_loop()
+        problem = await loop.run_in_executor(self._executor, startup_problem, self._path, self._device)
+        if problem:
+            raise Unavailable(problem)
         await loop.run_in_executor(self._executor, self._load)
         self._ready = True
 
@@ -81,7 +95,7 @@ class TorchScriptBackend:
         cores = os.cpu_count() or 1
         torch.set_num_threads(self._threads or cores)
         try:
-            device = select_device(self._device)
+            device = select_device(self._device)  # checked by startup_problem; this resolves auto
             model, meta = load_torchscript(self._path, device="cpu")
             precision = str(meta.get("precision", "fp32")) if self._precision == "auto" else self._precision
             self._runner = Runner(model, device=device, precision=precision, cuda_graphs=self._cuda_graphs)

@@ -180,7 +180,7 @@ def raw_backend(model: Path, frames: int, batches: Sequence[int], seconds: float
     the length the service cuts a ``frames``-long sequence into; and that length."""
     import torch
 
-    from service.bench.model import timed
+    from service.bench.peak import timed
     from service.model.export import load_torchscript
 
     torch.set_num_threads(os.cpu_count() or 1)

@@ -25,7 +25,7 @@ from service.bench.peak import (
 )
 from service.bench.table import render
 
-__all__ = ["ModelRow", "Report", "flops_per_window", "measure", "render_report", "run", "timed", "write_csv"]
+__all__ = ["ModelRow", "Report", "flops_per_window", "measure", "render_report", "run", "write_csv"]
 
 # `default`: the trained default model (its description beside the weights gives the hyperparameters).
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "model" / "weights" / "default.json"
