@@ -47,7 +47,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from service.heap import keep_freed_memory
+    from service.backends.torchscript.heap import keep_freed_memory
 
     keep_freed_memory()  # before any thread starts (service/heap.py says why)
     settings = settings_from_args(args)
@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"motionlift serve: {problem}", file=sys.stderr)
         return 2
-    from service.server import run
+    from service.api.server import run
 
     run(settings)
     return 0
@@ -67,18 +67,18 @@ def _preflight(settings: Settings) -> str | None:
     traceback; None when it can (and always for the Triton backend)."""
     if settings.backend != "torchscript":
         return None
-    from service.backends.torchscript import startup_problem
+    from service.backends.torchscript.backend import startup_problem
 
     return startup_problem(settings.model, settings.device)
 
 
 def _export(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    from service.backends.runner import torch_dtype
+    from service.backends.torchscript.runner import torch_dtype
     from service.model.checkpoint import build_model
     from service.model.configs import resolve_config
     from service.model.export import export_torchscript, model_meta
-    from service.model.weights_io import resolve_export_config
+    from service.model.trained import resolve_export_config
 
     try:
         # A trained model's description (e.g. service/model/weights/default.json) also gives its window.
@@ -125,9 +125,9 @@ def _bench_model(args: argparse.Namespace) -> int:
     anything is timed)."""
     import torch
 
+    from service.backends.torchscript.heap import keep_freed_memory
     from service.bench.model import render_report, run, write_csv
     from service.bench.peak import parse_shapes
-    from service.heap import keep_freed_memory
 
     keep_freed_memory()  # as `serve` does, so the figures are the served model's (service/heap.py)
     torch.set_num_threads(args.threads or torch.get_num_threads())
@@ -173,8 +173,8 @@ def _bench_precision(args: argparse.Namespace) -> int:
 
 
 def _bench_load(args: argparse.Namespace) -> int:
+    from service.backends.torchscript.heap import keep_freed_memory
     from service.bench.sweep import run
-    from service.heap import keep_freed_memory
 
     keep_freed_memory()  # the raw model is timed in this process: with the served process's heap settings
 
@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_stream(bench_sub)  # bench stream (service/bench/stream.py)
 
-    from service.model.commands import add_commands
+    from service.training.commands import add_commands
 
     add_commands(sub)  # train, evaluate (service/model/commands.py)
     from service.client.command import add_command as add_lift

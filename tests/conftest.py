@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.api.server import build_app
 from service.config import Settings
-from service.server import build_app
 from tests.servers import serve_rest
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from service.backends.base import Array, ModelInfo
+from service.core.backend import Array, ModelInfo
 
 
 class FakeBackend:

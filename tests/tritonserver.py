@@ -44,8 +44,8 @@ def export_production(root: Path) -> Path:
 @contextmanager
 def triton_session(tmp: Path) -> Iterator[TritonSetup]:
     """Start Triton once (about 5 s) on the CPU twin of a fresh production export; stopped and cleaned at exit."""
-    from service.triton_local import LocalTriton
-    from service.triton_repo import write_cpu_repository
+    from service.backends.triton.repo import write_cpu_repository
+    from service.bench.tritonserver import LocalTriton
 
     model_file = export_production(tmp / "production")
     write_cpu_repository(model_file.parent.parent, tmp / "cpu")

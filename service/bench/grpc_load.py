@@ -8,8 +8,8 @@ import time
 
 import grpc
 
+from service.api.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
 from service.bench.load import LoadRow, ping_health
-from service.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
 
 
 def lift_request(body: bytes) -> lift_pb2.LiftRequest:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.process import free_port, wait_ready
+from service.bench.process import free_port, wait_ready
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.backends.runner import torch_dtype
+from service.backends.torchscript.runner import torch_dtype
 from service.bench.peak import (
     GEMM_SHAPES,
     MAX_GEMM_CALL_SECONDS,
@@ -81,7 +81,7 @@ def resolve_bench_config(name: str) -> tuple[str, dict[str, Any]]:
     Raises ``ValueError`` for an unknown name or a bad file.
     """
     from service.model.configs import resolve_config
-    from service.model.weights_io import resolve_export_config
+    from service.model.trained import resolve_export_config
 
     trained = resolve_export_config(str(DEFAULT_SPEC) if name == "default" else name)
     if trained is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.backends.triton_status import ServerStats
+from service.backends.triton.status import ServerStats
 from service.bench.load import LoadRow, ServerProcess, drive, request_body
 from service.bench.table import render
 
@@ -41,7 +41,7 @@ async def direct(url: str, model: str, windows: int, frames: int, concurrency: i
     """``concurrency`` tritonclient callers send ``[windows, frames, 17, 3]`` back to back for ``seconds``."""
     import tritonclient.grpc.aio as triton_aio
 
-    from service.triton_repo import INPUT, OUTPUT
+    from service.backends.triton.repo import INPUT, OUTPUT
 
     row = LoadRow("direct Triton client", concurrency)
     x = np.random.default_rng(0).uniform(-1, 1, (windows, frames, 17, 3)).astype(np.float32)
@@ -101,8 +101,8 @@ def _warm(step: Callable[[], LoadRow], concurrency: int, *, limit_s: float = 30.
 
 
 def _local_triton(stack: ExitStack, model_dir: Path, threads: int) -> str:
-    from service.triton_local import LocalTriton
-    from service.triton_repo import write_cpu_repository
+    from service.backends.triton.repo import write_cpu_repository
+    from service.bench.tritonserver import LocalTriton
 
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="motionlift-bench-")))
     write_cpu_repository(model_dir, tmp / "repo")

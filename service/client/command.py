@@ -1,4 +1,4 @@
-"""``motionlift lift INPUT``: read a keypoint file (``service.formats``), lift it over REST or gRPC, write the
+"""``motionlift lift INPUT``: read a keypoint file (``service.client.readers``), lift it over REST or gRPC, write the
 3D joints as JSON or ``.npy``.
 
 Output: ``.npy`` holds ``joints3d`` (normalised units, H36M-17): ``[T, 17, 3]`` for one track, ``[P, T, 17, 3]``
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from service.keypoints import LAYOUTS
+from service.core.keypoints import LAYOUTS
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -52,8 +52,8 @@ def _fail(message: str, code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from service.client import MotionLiftClient
+    from service.client.readers import KeypointFileError, read_keypoints
     from service.errors import LiftError
-    from service.formats import KeypointFileError, read_keypoints
 
     if args.out is not None and args.out.suffix not in (".json", ".npy"):
         return _fail(f"--out must end in .json or .npy, got {args.out}", 2)

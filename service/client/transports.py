@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 import httpx
 
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from service.client import wire
 from service.client.errors import from_grpc, from_http
 from service.client.types import LiftAnswer, LiftCall
 from service.errors import DeadlineExceeded, LiftError, Unavailable
-from service.pb.motionlift.v1 import lift_pb2_grpc
 
 # Answers of long sequences outgrow grpc's 4 MiB default; the service bounds what it accepts itself.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]

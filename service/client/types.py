@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from service.core.options import Normalization as Normalization  # re-exported for the client API
+from service.core.results import Timing
 from service.errors import InvalidInput
-from service.inputs import Normalization as Normalization  # re-exported for the client API
-from service.results import Timing
 
 Array = npt.NDArray[np.float32]
 ServerLatency = Timing  # where the service spent a request's time (ms), as it reports it

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.client.types import (
     Array,
     FrameResult,
@@ -26,7 +27,6 @@ from service.client.types import (
     as_array,
 )
 from service.errors import InvalidInput
-from service.pb.motionlift.v1 import lift_pb2 as pb
 
 FORMATS = {"h36m": pb.FORMAT_H36M, "coco": pb.FORMAT_COCO, "halpe26": pb.FORMAT_HALPE26}
 NORMALIZATIONS = {None: pb.NORMALIZATION_UNSPECIFIED, "pixel": pb.NORMALIZATION_PIXEL}

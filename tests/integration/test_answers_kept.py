@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 import torch
 
-from service.pb.motionlift.v1 import lift_pb2 as pb
-from service.pb.motionlift.v1 import lift_pb2_grpc
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from tests.conftest import FIXTURES, Served, project
 
 RECORDED = FIXTURES / "answers_before.npz"

@@ -14,9 +14,9 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from service.keypoints import JOINT_NAMES
-from service.pb.motionlift.v1 import lift_pb2 as pb
-from service.pb.motionlift.v1 import lift_pb2_grpc
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
+from service.core.keypoints import JOINT_NAMES
 from tests.integration.test_rest import walk
 
 SIZE = pb.ImageSize(width=1920, height=1080)

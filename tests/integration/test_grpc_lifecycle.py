@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
+from service.api.server import build_app
 from service.config import Settings
-from service.lifter import Lifter
-from service.pb.motionlift.v1 import lift_pb2 as pb
-from service.pb.motionlift.v1 import lift_pb2_grpc
-from service.server import build_app
+from service.core.lifter import Lifter
 from tests.fakes import FakeBackend
 from tests.integration.test_grpc import keypoints, rpc_error, trailing
 from tests.integration.test_rest_load import until

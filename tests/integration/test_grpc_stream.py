@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 
-from service.pb.motionlift.v1 import lift_pb2 as pb
-from service.pb.motionlift.v1 import lift_pb2_grpc
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from tests.integration.test_grpc import SIZE, joints, keypoints, rpc_error
 from tests.integration.test_rest import walk
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from service.backends.torchscript import TorchScriptBackend
+from service.api.server import build_app
+from service.backends.torchscript.backend import TorchScriptBackend
 from service.cli import main
 from service.config import Settings
 from service.errors import Unavailable
 from service.model.export import read_meta
-from service.server import build_app
 from tests.conftest import FIXTURES
 from tests.servers import serve_rest
 

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.keypoints import JOINT_NAMES
+from service.core.keypoints import JOINT_NAMES
 from tests.conftest import FIXTURES, project
 
 

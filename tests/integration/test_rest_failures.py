@@ -7,9 +7,9 @@ import logging
 import httpx
 import pytest
 
+from service.api.rest.app import create_app
 from service.config import Settings
-from service.lifter import Lifter
-from service.rest import create_app
+from service.core.lifter import Lifter
 from tests.fakes import FakeBackend
 from tests.integration.test_rest import walk
 from tests.servers import serve_rest

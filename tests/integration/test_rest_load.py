@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import httpx
 
+from service.api.rest.app import create_app
 from service.config import Settings
-from service.lifter import Lifter
-from service.rest import create_app
+from service.core.lifter import Lifter
 from tests.fakes import FakeBackend
 from tests.integration.test_rest import walk
 from tests.servers import serve_rest

@@ -14,15 +14,15 @@ import httpx
 import numpy as np
 import pytest
 
-from service.backends.torchscript import TorchScriptBackend
+from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from tests.servers import serve_rest
 from tests.tritonserver import TritonSetup, skip_without_triton, triton_session
 
 skip_without_triton()
 
-from service.backends.triton import TritonBackend  # noqa: E402  (after the skip: needs tritonclient)
-from service.triton_repo import cpu_config, parse_config, tensor_spec  # noqa: E402
+from service.backends.triton.backend import TritonBackend  # noqa: E402  (after the skip: needs tritonclient)
+from service.backends.triton.repo import cpu_config, parse_config, tensor_spec  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[2]
@@ -38,7 +38,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSetup]:
 @pytest.fixture(scope="module")
 def gateway(triton: TritonSetup) -> Iterator[tuple[str, str]]:
     """The whole service with ``backend=triton``: (REST URL, gRPC target)."""
-    from service.server import build_app
+    from service.api.server import build_app
 
     settings = Settings(backend="triton", triton_urls=[triton.server.grpc_url], grpc_port=0, max_frames=2000)  # type: ignore[attr-defined]
     app = build_app(settings)
@@ -50,8 +50,8 @@ def check_against_model(config_text: str, model_file: Path) -> None:
     """The config parses with Triton's schema and states the exported model's metadata, names and dims."""
     import torch
 
+    from service.backends.triton.repo import config_meta
     from service.model.export import load_torchscript
-    from service.triton_repo import config_meta
 
     config = parse_config(config_text)
     spec = tensor_spec(config)
@@ -108,8 +108,8 @@ async def test_same_joints_as_in_process(triton: TritonSetup) -> None:
 
 
 async def test_several_urls_errors_by_status_code(triton: TritonSetup) -> None:
+    from service.bench.process import free_port
     from service.errors import BackendError, Unavailable
-    from service.process import free_port
 
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there: a worker that is down
     backend = TritonBackend([dead, triton.server.grpc_url], timeout_s=30)  # type: ignore[attr-defined]
@@ -142,8 +142,8 @@ def test_service_over_triton_answers_as_in_process(gateway: tuple[str, str], res
 
 
 def _grpc_lift(target: str) -> Any:
-    from service.pb.motionlift.v1 import lift_pb2 as pb
-    from service.pb.motionlift.v1 import lift_pb2_grpc
+    from service.api.pb.motionlift.v1 import lift_pb2 as pb
+    from service.api.pb.motionlift.v1 import lift_pb2_grpc
 
     kp = np.random.default_rng(0).uniform(0.1, 0.9, (10, 17, 3)).astype(np.float32)
     track = pb.Track(keypoints=pb.Keypoints(frames=10, joints=17, channels=3, values=kp.ravel()))

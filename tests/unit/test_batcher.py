@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 
-from service.batcher import Batcher
+from service.core.batcher import Batcher
 from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
 
 
@@ -204,8 +204,8 @@ async def test_waits_for_the_delay_to_fill_a_batch(runner: Runner) -> None:
 
 
 def test_frame_budget_follows_the_model_width() -> None:
-    from service.backends.base import ModelInfo
-    from service.lifter import frame_budget
+    from service.core.backend import ModelInfo
+    from service.core.lifter import frame_budget
 
     def info(width: int) -> ModelInfo:
         return ModelInfo("m", "c", 0, 243, False, "w", "fp32", "cpu", hyperparams={"dim_feat": width})

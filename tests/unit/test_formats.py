@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.formats import KeypointFileError, detect, parse, read_keypoints
+from service.client.readers import KeypointFileError, detect, parse, read_keypoints
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -10,7 +10,7 @@ import pytest
 
 _PROBE = """
 import sys
-from service.heap import keep_freed_memory
+from service.backends.torchscript.heap import keep_freed_memory
 tuned = sys.argv[1] == "tuned"
 if tuned:
     assert keep_freed_memory()

@@ -1,4 +1,4 @@
-"""Exact behaviour of service.keypoints: layouts, normalisation, flip, pixel output.
+"""Exact behaviour of service.core.keypoints: layouts, normalisation, flip, pixel output.
 
 The golden arrays come from the official MotionBERT code (see tests/fixtures/golden_tiny.npz). They
 were made from higher-precision data than the float32 copies stored, so a float32 result may differ
@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from service.keypoints import (
+from service.core.keypoints import (
     CROP_MIN_VALID_JOINTS,
     FLIP_PERM,
     JOINT_NAMES,

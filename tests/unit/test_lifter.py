@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from service.config import Settings
-from service.inputs import LiftOptions
-from service.lifter import OFFLOAD_FRAMES, Lifter, Track
+from service.core.lifter import OFFLOAD_FRAMES, Lifter, Track
+from service.core.options import LiftOptions
 from tests.fakes import FakeBackend
 
 

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from service.backends import runner as runner_mod
-from service.backends.runner import GraphCache, PinnedBuffer, Runner, native_precision, select_device, torch_dtype
+from service.backends.torchscript import runner as runner_mod
+from service.backends.torchscript.runner import (
+    GraphCache,
+    PinnedBuffer,
+    Runner,
+    native_precision,
+    select_device,
+    torch_dtype,
+)
 from service.model.checkpoint import build_model
 from service.model.configs import resolve_config
 from service.model.export import script

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from service.config import Settings
+from service.core.lifter import Lifter
+from service.core.stream_config import FrameAnswer, StreamConfig, StreamPlan, TrackFrame, resolve
+from service.core.streams import StreamSession
 from service.errors import DeadlineExceeded, InvalidInput, Overloaded
-from service.lifter import Lifter
-from service.stream_io import FrameAnswer, StreamConfig, StreamPlan, TrackFrame, resolve
-from service.streaming import StreamSession
 from tests.fakes import FakeBackend
 
 WINDOW = 8  # the fake model's window

@@ -15,15 +15,15 @@ import pytest
 import torch
 
 from service.cli import main
-from service.keypoints import normalise_crop, normalise_pixel
-from service.model import synth
+from service.core.keypoints import normalise_crop, normalise_pixel
 from service.model.checkpoint import load_state_dict
-from service.model.evaluate import evaluate_model
 from service.model.export import read_meta
-from service.model.metrics import accel_error, mpjpe, p_mpjpe
-from service.model.mocap import Sequence, WindowSampler, load_mocap
-from service.model.train import TrainConfig, train
-from service.model.weights_io import load_lifter
+from service.model.trained import load_lifter
+from service.training import synth
+from service.training.evaluate import evaluate_model
+from service.training.metrics import accel_error, mpjpe, p_mpjpe
+from service.training.mocap import Sequence, WindowSampler, load_mocap
+from service.training.train import TrainConfig, train
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mocap_cmu_martial06.npz"
 MICRO = {"dim_feat": 32, "dim_rep": 32, "depth": 1, "num_heads": 4, "mlp_ratio": 2, "maxlen": 16}

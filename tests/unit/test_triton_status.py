@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from service.backends.triton_status import ServerStats, status_code, to_lift_error
+from service.backends.triton.repo import production_config, repository_model_dir
+from service.backends.triton.status import ServerStats, status_code, to_lift_error
 from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
-from service.triton_repo import production_config, repository_model_dir
 
 
 class FakeTritonError(Exception):
@@ -66,10 +66,10 @@ class Block:
 sys.meta_path.insert(0, Block())
 from service.cli import build_parser
 from service.config import Settings
-from service.server import build_app
+from service.api.server import build_app
 build_parser()
 build_app(Settings(backend="triton"))
-import service.backends.triton_metrics, service.triton_repo
+import service.backends.triton.metrics, service.backends.triton.repo
 """
     pytest.importorskip("tritonclient.grpc.aio", reason="needs the `triton` extra")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from service.windows import merge, plan
+from service.core.windows import merge, plan
 
 
 def test_plan_short_sequence_is_one_window() -> None:

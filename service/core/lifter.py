@@ -1,0 +1,266 @@
+"""The core: validate -> normalise -> windows -> batcher -> merge -> answer, with a latency breakdown.
+
+Both front ends call ``Lifter.lift``; nothing a caller can get wrong is checked anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.config import Settings
+from service.core import keypoints, windows
+from service.core.backend import Array, Backend, ModelInfo
+from service.core.batcher import Batcher, Done
+from service.core.metrics import Metrics
+from service.core.options import LiftOptions, as_keypoints, check_options
+from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
+from service.errors import DeadlineExceeded, InvalidInput, LiftError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person's keypoint sequence: nested lists ``[T][J][2|3]`` or an array of that shape."""
+
+    id: str
+    keypoints: Any
+    field: str = "keypoints"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    track: Track
+    frames: int
+    spans: list[tuple[int, int]]
+    first: int  # index of this track's first window in the request's window list
+
+
+# Batching pays while a batch's activations stay in cache and costs once they spill (then elementwise work turns
+# memory-bound). Measured on this 2-core CPU (frames/s at batch B vs batch 1, TorchScript): tiny (width 64) gains
+# up to 1.9x until ~650 frames per batch; small (128) gains until ~320 frames; full (512) is flat at 4 x 27
+# frames and loses 10% at 9 x 27. All three turn over near the same frames x width, so the default frame budget
+# per batch is that product divided by the model's width (docs: README "Batching").
+ACTIVATION_BUDGET = 40_960
+
+# Requests with more frames than this are prepared and merged off the event loop.
+OFFLOAD_FRAMES = 2_000
+
+
+def frame_budget(info: ModelInfo) -> int:
+    """Default most frames per batch for a model: ``ACTIVATION_BUDGET / dim_feat`` (at least one window)."""
+    width = int(info.hyperparams.get("dim_feat", 256))
+    return max(1, ACTIVATION_BUDGET // max(1, width))  # a window over the budget still runs, alone
+
+
+class Lifter:
+    """Owns the backend and the batcher. ``start()`` loads the model; ``close()`` drains and releases."""
+
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = Metrics()
+        self.batcher: Batcher[Array, Array] = Batcher(
+            self._run_batch,
+            key=len,
+            cost=len,
+            max_batch_size=settings.max_batch_size,
+            max_batch_cost=settings.max_batch_frames or 1,  # set from the model in start() when None
+            max_delay_s=settings.max_queue_delay_ms / 1000,
+            max_queued=settings.max_queued_windows,
+            on_batch=self.metrics.on_batch,
+        )
+        self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
+
+    @property
+    def ready(self) -> bool:
+        return self.backend.ready
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    async def start(self) -> None:
+        await self.backend.start()
+        if self.settings.max_batch_frames is None:
+            self.batcher.max_batch_cost = frame_budget(self.backend.info)
+        self.batcher.max_running = max(1, self.backend.concurrency)
+        await self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.backend.close()
+
+    async def _run_batch(self, items: list[Array]) -> list[Array]:
+        out = await self.backend.infer(np.stack(items))
+        return list(out)
+
+    async def lift(
+        self, tracks: Sequence[Track], options: LiftOptions, *, timeout_s: float | None = None
+    ) -> LiftResult:
+        """Lift every track to 3D.
+
+        ``timeout_s`` (e.g. a gRPC deadline) shortens the configured ``timeout_s``, never lengthens it.
+        Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
+        ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (the deadline passed:
+        queued windows are dropped) and ``BackendError``. The outcome and stage latencies go to
+        ``metrics``; cancelling the call (client gone) drops its queued windows.
+        """
+        try:
+            result = await self._lift(tracks, options, timeout_s)
+        except LiftError as exc:
+            self.metrics.on_request(exc.code)
+            raise
+        except asyncio.CancelledError:
+            self.metrics.on_request("cancelled")  # the client went away; its windows were dropped
+            raise
+        except Exception:
+            self.metrics.on_request("internal")
+            raise
+        t = result.timing
+        self.metrics.on_request(
+            "ok",
+            {
+                "preprocess": t.preprocess_ms,
+                "queue": t.queue_ms,
+                "inference": t.inference_ms,
+                "postprocess": t.postprocess_ms,
+                "total": t.total_ms,
+            },
+        )
+        return result
+
+    async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
+        t0 = time.perf_counter()
+        if not self.backend.ready:
+            raise Unavailable("the model is not ready")
+        window = self.backend.info.window
+        check_options(options, window=window)
+        if not tracks:
+            raise InvalidInput("send keypoints or at least one track", field="keypoints")
+        if len(tracks) > self.settings.max_tracks:
+            raise InvalidInput(
+                f"{len(tracks)} tracks is more than the limit of {self.settings.max_tracks}", field="tracks"
+            )
+        overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
+        # Big requests are converted and merged in a worker thread so the event loop keeps answering others
+        # (10,000 frames of nested JSON lists take about 40 ms to turn into an array).
+        offload = sum(len(t.keypoints) if hasattr(t.keypoints, "__len__") else 0 for t in tracks) > OFFLOAD_FRAMES
+        if offload:
+            prepared, inputs = await asyncio.to_thread(self._prepare, tracks, options, window, overlap)
+        else:
+            prepared, inputs = self._prepare(tracks, options, window, overlap)
+        t1 = time.perf_counter()
+        outputs, stamps = await self.infer_windows(inputs, flip=options.flip, timeout_s=timeout_s)
+        t2 = time.perf_counter()
+        if offload:
+            answers = await asyncio.to_thread(self._answers, prepared, outputs, options)
+        else:
+            answers = self._answers(prepared, outputs, options)
+        t3 = time.perf_counter()
+        timing = Timing(
+            preprocess_ms=1000 * (t1 - t0),
+            queue_ms=stamps.queue_ms,
+            inference_ms=stamps.inference_ms,
+            postprocess_ms=1000 * (t3 - t2),
+            total_ms=1000 * (t3 - t0),
+            batch_size=stamps.batch_size,
+            batches=stamps.batches,
+            windows=stamps.windows,
+        )
+        return LiftResult(answers, timing, coordinates(options))
+
+    async def infer_windows(
+        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+    ) -> tuple[list[Array], Stamps]:
+        """Run normalised H36M windows ``[T_i, 17, 3]`` through the shared batcher; the outputs in order.
+
+        With ``flip`` each window also runs flipped and the two answers are averaged as the official flip
+        test does: ``(f(x) + flip(f(flip(x)))) / 2``. All windows are queued or none (``Overloaded``).
+        Raises ``Unavailable``, ``Overloaded``, ``DeadlineExceeded`` and ``BackendError``.
+        """
+        if not self.backend.ready:
+            raise Unavailable("the model is not ready")
+        timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
+        count = len(inputs)
+        batch = list(inputs)
+        if flip:
+            batch.extend(keypoints.flip(w) for w in inputs)
+        t0 = time.perf_counter()
+        futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout)
+        try:
+            _, pending = await asyncio.wait(futures, timeout=timeout)
+        finally:
+            for future in futures:
+                future.cancel()  # no-op on finished ones; drops the rest from the queue
+        if pending:
+            raise DeadlineExceeded(f"no answer within {timeout:g} s; the request was dropped")
+        results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
+        wait_ms = 1000 * (time.perf_counter() - t0)
+        outputs = [r.value for r in results]
+        if flip:
+            half = np.float32(0.5)
+            outputs = [(a + keypoints.flip(b)) * half for a, b in zip(outputs[:count], outputs[count:], strict=True)]
+        batches = {r.batch_id: r.compute_s for r in results}
+        inference_ms = min(1000 * sum(batches.values()), wait_ms)
+        stamps = Stamps(
+            queue_ms=max(0.0, wait_ms - inference_ms),
+            inference_ms=inference_ms,
+            batch_size=max(r.batch_size for r in results),
+            batches=len(batches),
+            windows=len(batch),
+        )
+        return outputs, stamps
+
+    def _prepare(
+        self, tracks: Sequence[Track], options: LiftOptions, window: int, overlap: int
+    ) -> tuple[list[_Prepared], list[Array]]:
+        """Validate and normalise every track and cut it into windows (all tracks' windows in one list)."""
+        prepared: list[_Prepared] = []
+        inputs: list[Array] = []
+        for track in tracks:
+            x = self._normalise(track, options)
+            spans = windows.plan(len(x), window, overlap)
+            prepared.append(_Prepared(track, len(x), spans, len(inputs)))
+            inputs.extend(x[s:e] for s, e in spans)
+        return prepared, inputs
+
+    def _answers(self, prepared: list[_Prepared], outputs: list[Array], options: LiftOptions) -> list[TrackResult]:
+        return [self._answer(p, outputs, options) for p in prepared]
+
+    def _default_overlap(self, window: int) -> int:
+        if self.settings.overlap is not None:
+            return min(self.settings.overlap, window - 1)
+        return window // 4
+
+    def _normalise(self, track: Track, options: LiftOptions) -> Array:
+        raw = as_keypoints(
+            track.keypoints, layout=options.layout, field=track.field, max_frames=self.settings.max_frames
+        )
+        x = keypoints.to_h36m(raw, options.layout)
+        mode = options.resolved_normalization()
+        if mode == "pixel":
+            assert options.image_size is not None  # check_options guarantees it
+            return keypoints.normalise_pixel(x, *options.image_size)
+        if mode == "crop":
+            try:
+                return keypoints.normalise_crop(x)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field=track.field) from None
+        return x
+
+    def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
+        own = outputs[p.first : p.first + len(p.spans)]
+        joints = windows.merge(own, p.spans, p.frames, rootrel=options.rootrel)
+        pixels = None
+        if options.resolved_pixels():
+            assert options.image_size is not None
+            pixels = keypoints.denormalise_pixel(joints, *options.image_size)
+        return TrackResult(p.track.id, joints, pixels)

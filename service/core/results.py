@@ -1,0 +1,79 @@
+"""What the core answers: per-track joints, the latency breakdown, and the coordinate contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.core.backend import Array
+from service.core.options import LiftOptions
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One track's answer: ``joints3d`` ``[T, 17, 3]`` normalised; ``joints3d_px`` when pixels were asked."""
+
+    id: str
+    joints3d: Array
+    joints3d_px: Array | None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where the time of one request went, in milliseconds; the stages add up to ``total_ms``.
+
+    ``queue_ms`` is the time the request's windows waited (for a batch to fill or for the model to be
+    free); ``inference_ms`` the model compute of the batches that carried them; ``batch_size`` the largest
+    batch one of its windows ran in.
+    """
+
+    preprocess_ms: float
+    queue_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+    batch_size: int
+    batches: int
+    windows: int
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """How a set of windows went through the batcher: waiting vs computing (ms), batches it took."""
+
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+    batches: int
+    windows: int
+
+
+@dataclass(frozen=True)
+class LiftResult:
+    tracks: list[TrackResult]
+    timing: Timing
+    coordinates: dict[str, str]
+
+
+def coordinates(options: LiftOptions) -> dict[str, str]:
+    """The coordinate contract of an answer, stated in every answer so no caller has to guess."""
+    mode = options.resolved_normalization()
+    units = {
+        "pixel": "joints3d: pixels / (min(width, height) / 2), about the image centre",
+        "crop": "joints3d: [-1, 1] over the square around the sequence's 2D bounding box",
+        "none": "joints3d: the units of the (already normalised) input",
+    }[mode] + "; z in the same scale as x and y (metres are not recoverable from one camera)"
+    if options.resolved_pixels():
+        units += "; joints3d_px: pixels (x, y on the image, z in pixel-like units)"
+    root = (
+        "root-relative: the pelvis is (0, 0, 0) in every frame"
+        if options.rootrel
+        else "x, y overlay the 2D input; z is depth relative to the pelvis of the same frame "
+        "(the official in-the-wild output)"
+    )
+    return {
+        "units": units,
+        "space": "camera view as in MotionBERT's training data (H36M joint3d_image): "
+        "x right, y down (image rows), z away from the camera",
+        "root": root,
+        "axes": "joints3d[frame][joint] = [x, y, z]; joints in H36M-17 order (joint_names)",
+    }

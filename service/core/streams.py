@@ -1,0 +1,299 @@
+"""Live lifting: per-track stream state over the shared batcher. Transport-free (the gRPC edge drives it).
+
+A ``StreamSession`` keeps, for every track of one stream, a ring buffer of its last ``window`` normalised
+frames. Windows go through ``Lifter.infer_windows``, so the windows of every stream (and REST request)
+batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``StreamConfig``):
+
+- **causal** (``lookahead == 0``): when frame t arrives, the window ending at t runs and answers frame t
+  (its last row); no later frame is used. ``hop`` must be 1: every answered frame needs its own window.
+- **look-ahead k**: frame t is answered from the window ending at t + k (row ``-1-k``). With ``hop`` h, a
+  window runs once h unanswered frames have their k later frames and answers those h frames (so a frame
+  sees k to k + h - 1 later frames). At the end of the stream, and when a track expires, its unanswered
+  frames are answered from a final window ending at its last frame.
+- Until a track has ``window`` frames, its windows hold the frames so far (shorter windows batch with
+  windows of their own length only).
+- **Skip policy, latest frame wins**: a track has at most one window in the model and one waiting behind
+  it. A newer due window replaces the waiting one, whose frames are never answered; a window the queue
+  refuses (``Overloaded``) is skipped too. Skipped frames are reported in the answer of the track's next
+  answered frame (``FrameAnswer.skipped``). Answers wait in a bounded queue, so a client that stops reading
+  also ends up skipping rather than piling up: a stream's state is bounded whatever its client does.
+- **Expiry**: a track silent for ``expiry_s`` is forgotten (after its final window); a later frame with
+  its id starts an empty window.
+
+Frames are validated with the core's checks (``stream_io.normalise_frame``) before any is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.core import keypoints, windows
+from service.core.backend import Array
+from service.core.lifter import Lifter
+from service.core.stream_config import FrameAnswer, StreamPlan, TrackFrame, normalise_frame
+from service.errors import InvalidInput, LiftError, Overloaded
+
+ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    number: int  # the track's own count: 0, 1, 2, ...
+    index: int
+    timestamp_s: float | None
+    arrival: float
+
+
+@dataclass
+class _Job:
+    window: Array  # [L, 17, 3], a copy of the ring when it became due
+    first: int  # frame number of the window's first row
+    answer: list[_Frame]  # the frames it answers
+    due: float
+    skipped: int = 0  # frames just before its first that will never be answered
+
+
+@dataclass
+class _Track:
+    id: str
+    ring: deque[Array]
+    frames: deque[_Frame]
+    count: int = 0  # frames received
+    scheduled: int = 0  # frames before this one are answered, being answered, or skipped
+    last_index: int | None = None
+    last_seen: float = 0.0
+    pending: _Job | None = None
+    worker: asyncio.Task[None] | None = None
+    unreported: int = 0  # skipped frames that the next window to be scheduled reports
+    skipped_total: int = 0  # skipped frames reported so far
+
+
+@dataclass(frozen=True)
+class _End:
+    error: LiftError | None = None
+
+
+class StreamSession:
+    """The state of one stream. ``push`` frames (sync, cheap), read ``answers()``, then ``finish()`` or
+    ``close()``.
+
+    ``timeout_s`` returns the time left before the stream's deadline (``None``: no deadline). A failure of
+    the core other than ``Overloaded`` (``Unavailable``, ``DeadlineExceeded``, ``BackendError``) ends the
+    stream: ``answers()`` raises it after the answers already queued.
+    """
+
+    def __init__(
+        self,
+        lifter: Lifter,
+        plan: StreamPlan,
+        *,
+        max_tracks: int,
+        timeout_s: Callable[[], float | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lifter = lifter
+        self.plan = plan
+        self._max_tracks = max_tracks
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._tracks: dict[str, _Track] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[FrameAnswer | _End] = asyncio.Queue(ANSWER_QUEUE)
+        self._reaper: asyncio.TimerHandle | None = None
+        self._stopped = False  # failed or closed: produce nothing more
+
+    @property
+    def tracks(self) -> list[str]:
+        """Ids of the live tracks."""
+        return list(self._tracks)
+
+    def push(self, frames: Sequence[TrackFrame]) -> None:
+        """Add one video frame's tracks. All are validated first: on ``InvalidInput`` none is used."""
+        now = self._clock()
+        self._expire(now)
+        checked = self._check(frames)
+        for frame, pose in zip(frames, checked, strict=True):
+            track = self._tracks.get(frame.track_id)
+            if track is None:
+                track = _Track(frame.track_id, deque(maxlen=self.plan.window), deque(maxlen=self.plan.window))
+                self._tracks[frame.track_id] = track
+            index = frame.frame_index
+            if index is None:  # the previous one + 1
+                index = 0 if track.last_index is None else track.last_index + 1
+            track.ring.append(pose)
+            track.frames.append(_Frame(track.count, index, frame.timestamp_s, now))
+            track.count += 1
+            track.last_index = index
+            track.last_seen = now
+            # Due once `hop` unanswered frames have their `lookahead` later frames.
+            if track.count - self.plan.lookahead - track.scheduled >= self.plan.hop:
+                self._schedule(track, track.count - self.plan.lookahead, now)
+        self._arm_reaper()
+
+    async def answers(self) -> AsyncIterator[FrameAnswer]:
+        """Answers in frame order per track, until ``finish()`` completes; raises the stream's failure."""
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, FrameAnswer):
+                yield item
+            elif item.error is not None:
+                raise item.error
+            else:
+                return
+
+    async def finish(self) -> None:
+        """The client sent its last frame: answer every track's remaining frames, then end ``answers()``."""
+        for track in list(self._tracks.values()):
+            self._retire(track, self._clock())
+        while self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._end(_End())
+
+    async def fail(self, error: LiftError) -> None:
+        """End the stream with ``error`` (e.g. a bad frame): ``answers()`` raises it after the queued answers."""
+        await self._end(_End(error))
+
+    async def close(self) -> None:
+        """Drop everything (the client went away or the stream failed): no more answers."""
+        self._stopped = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for task in list(self._workers):
+            task.cancel()
+        for task in list(self._workers):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _check(self, frames: Sequence[TrackFrame]) -> list[Array]:
+        seen: set[str] = set()
+        poses: list[Array] = []
+        live = len(self._tracks)
+        for frame in frames:
+            if frame.track_id in seen:
+                raise InvalidInput(f"track {frame.track_id!r} appears twice in one frame", field=frame.field)
+            seen.add(frame.track_id)
+            track = self._tracks.get(frame.track_id)
+            live += track is None
+            if live > self._max_tracks:
+                raise InvalidInput(f"more than {self._max_tracks} live tracks in one stream", field=frame.field)
+            last = None if track is None else track.last_index
+            if frame.frame_index is not None and last is not None and frame.frame_index <= last:
+                raise InvalidInput(
+                    f"frame_index must increase per track: {frame.frame_index} after {last}",
+                    field=f"{frame.field}.frame_index",
+                )
+            if frame.timestamp_s is not None and not np.isfinite(frame.timestamp_s):
+                raise InvalidInput("timestamp_s must be finite", field=f"{frame.field}.timestamp_s")
+            poses.append(normalise_frame(frame, self.plan))
+        return poses
+
+    def _schedule(self, track: _Track, end: int, now: float) -> None:
+        """Make the window ending at the track's newest frame answer frames ``[scheduled, end)``."""
+        first = track.count - len(track.ring)
+        answer = [f for f in track.frames if track.scheduled <= f.number < end]
+        track.scheduled = end
+        job = _Job(np.stack(track.ring), first, answer, now, skipped=track.unreported)
+        track.unreported = 0
+        if track.pending is not None:  # latest frame wins: the waiting window is stale
+            job.skipped += track.pending.skipped + len(track.pending.answer)
+        track.pending = job
+        if track.worker is None:
+            track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
+            self._workers.add(track.worker)
+            track.worker.add_done_callback(self._workers.discard)
+
+    @staticmethod
+    def _skip(track: _Track, job: _Job) -> None:
+        """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
+        carried = job.skipped + len(job.answer)
+        if track.pending is not None:
+            track.pending.skipped += carried
+        else:
+            track.unreported += carried
+
+    async def _work(self, track: _Track) -> None:
+        try:
+            while track.pending is not None and not self._stopped:
+                job, track.pending = track.pending, None
+                await self._run(track, job)
+        finally:
+            track.worker = None
+
+    async def _run(self, track: _Track, job: _Job) -> None:
+        options, started = self.plan.options, self._clock()
+        try:
+            run = self._lifter.infer_windows([job.window], flip=options.flip, timeout_s=self._timeout_s())
+            outputs, stamps = await run
+        except Overloaded:
+            self._skip(track, job)
+            return
+        except LiftError as exc:
+            await self._end(_End(exc))
+            return
+        length = len(job.window)
+        # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own.
+        joints = windows.merge(outputs, [(0, length)], length, rootrel=options.rootrel)
+        pixels = None
+        if options.resolved_pixels() and options.image_size is not None:
+            pixels = keypoints.denormalise_pixel(joints, *options.image_size)
+        track.skipped_total += job.skipped
+        for i, frame in enumerate(job.answer):
+            row = frame.number - job.first
+            answer = FrameAnswer(
+                track_id=track.id,
+                frame_index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                joints3d=joints[row],
+                joints3d_px=None if pixels is None else pixels[row],
+                lookahead=length - 1 - row,
+                window_frames=length,
+                total_ms=1000 * (self._clock() - frame.arrival),
+                lookahead_ms=1000 * (job.due - frame.arrival),
+                queue_ms=1000 * (started - job.due) + stamps.queue_ms,
+                inference_ms=stamps.inference_ms,
+                batch_size=stamps.batch_size,
+                skipped=job.skipped if i == 0 else 0,
+                skipped_total=track.skipped_total,
+            )
+            await self._queue.put(answer)  # waits while the client is not reading: backpressure
+
+    async def _end(self, end: _End) -> None:
+        if self._stopped:
+            return
+        if end.error is not None:  # stop producing; the answers already queued go out first
+            self._stopped = True
+            for task in list(self._workers):
+                if task is not asyncio.current_task():
+                    task.cancel()
+        await self._queue.put(end)
+
+    def _retire(self, track: _Track, now: float) -> None:
+        """Answer the track's unanswered frames from a window ending at its last frame, and forget it."""
+        if track.scheduled < track.count:
+            self._schedule(track, track.count, now)
+        del self._tracks[track.id]
+
+    def _expire(self, now: float) -> None:
+        for track in list(self._tracks.values()):
+            if now - track.last_seen >= self.plan.expiry_s:
+                self._retire(track, now)
+
+    def _arm_reaper(self) -> None:
+        # One timer per session, so idle streams forget their tracks too. Expiries only move later as frames
+        # arrive, so an armed timer is never late: when it fires it expires what is due and re-arms.
+        if self._reaper is None and self._tracks and not self._stopped:
+            due = min(t.last_seen for t in self._tracks.values()) + self.plan.expiry_s
+            loop = asyncio.get_running_loop()
+            self._reaper = loop.call_later(max(0.0, due - self._clock()), self._reap)
+
+    def _reap(self) -> None:
+        self._reaper = None
+        self._expire(self._clock())
+        self._arm_reaper()
