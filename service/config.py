@@ -1,4 +1,8 @@
-"""Settings: read once at the edge (CLI flags over ``MOTIONLIFT_*`` environment variables), then passed in."""
+"""Settings: read once at the edge (CLI flags over ``MOTIONLIFT_*`` environment variables), then passed in.
+
+Every field's ``description`` is the help of its ``motionlift serve`` flag (``service.api.command`` derives the
+flags from these fields), so a new setting needs only a line here.
+"""
 
 from __future__ import annotations
 
@@ -16,41 +20,51 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOTIONLIFT_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    grpc_port: int = Field(50051, ge=0, le=65535)
-    model: Path = DEFAULT_MODEL
-    # auto = the first GPU when torch sees one, else the CPU (service/backends/runner.py, select_device).
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    host: str = Field("127.0.0.1", description="address to bind REST and gRPC")
+    port: int = Field(8000, ge=0, le=65535, description="REST port (0 = any free port)")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = any free port)")
+    model: Path = Field(DEFAULT_MODEL, description="TorchScript model file written by `motionlift export`")
+    # auto = the first GPU when torch sees one, else the CPU (service/backends/torchscript/runner.py).
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (GPU if torch sees one), cpu, cuda or cuda:N"
+    )
     # auto = the precision the model file was exported in; bf16/fp16 pay only with hardware support (README).
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="compute precision; auto = as exported"
+    )
+    cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes (CUDA only)")
     threads: int = Field(0, ge=0, description="intra-op threads for the model; 0 = one per core")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     # Where the model runs: in this process (TorchScript file `model`) or on Triton servers (docs: README "Triton").
-    backend: Literal["torchscript", "triton"] = "torchscript"
+    backend: Literal["torchscript", "triton"] = Field(
+        "torchscript", description="where the model runs: torchscript (in this process) or triton"
+    )
     # Triton gRPC addresses (host:port), all used together; comma-separated in the environment and on the CLI.
-    triton_urls: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:8001"], min_length=1)
-    triton_model: str = "dstformer"
+    triton_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:8001"],
+        min_length=1,
+        description="Triton gRPC addresses host:port, comma-separated, used together",
+    )
+    triton_model: str = Field("dstformer", description="model name on Triton")
     triton_version: str = Field("", description="model version on Triton; empty = the server's policy (latest)")
 
     # Request limits.
     max_frames: int = Field(10_000, ge=1, description="longest sequence (frames) one track may have")
-    max_tracks: int = Field(64, ge=1, description="most tracks (persons) in one request")
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body")
+    max_tracks: int = Field(64, ge=1, description="most tracks (persons) in one request or stream")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body (REST) or message (gRPC)")
     overlap: int | None = Field(
-        None, ge=0, description="default overlap of consecutive windows in frames; None = window // 4"
+        None, ge=0, description="default overlap of consecutive windows in frames; unset = window // 4"
     )
 
     # Batching and backpressure.
     max_batch_size: int = Field(32, ge=1, description="most windows in one model call")
     max_batch_frames: int | None = Field(
-        None, ge=1, description="most frames (windows x length) in one model call; None = from the model's width"
+        None, ge=1, description="most frames (windows x length) in one model call; unset = from the model's width"
     )
     max_queue_delay_ms: float = Field(2.0, ge=0, description="longest a window waits for a batch to fill")
-    max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected")
-    timeout_s: float = Field(30.0, gt=0, description="per-request deadline (queue + compute)")
+    max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected at once")
+    timeout_s: float = Field(30.0, gt=0, description="per-request deadline in seconds (queue + compute)")
 
     @field_validator("triton_urls", mode="before")
     @classmethod

@@ -8,9 +8,8 @@ import logging
 
 import uvicorn
 from fastapi import FastAPI
-from grpc_health.v1 import health_pb2
 
-from service.api.grpc.servicer import SERVICE, RpcServer
+from service.api.grpc.server import RpcServer, follow_readiness
 from service.api.rest.app import create_app
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
@@ -36,20 +35,6 @@ def make_backend(settings: Settings) -> Backend:
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
     )
-
-
-async def follow_readiness(lifter: Lifter, rpc: RpcServer, period_s: float = 0.25) -> None:
-    """Mirror ``lifter.ready`` into gRPC health (``""`` and the Lifter service) until cancelled, as /readyz
-    follows it. Once shutdown has begun the health servicer ignores updates, so this never revives it."""
-    last: bool | None = None
-    while True:
-        ready = lifter.ready
-        if ready != last:
-            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ("", SERVICE):
-                await rpc.health.set(name, status)
-            last = ready
-        await asyncio.sleep(period_s)
 
 
 def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:

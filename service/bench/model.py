@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.backends.torchscript.runner import torch_dtype
 from service.bench.peak import (
     GEMM_SHAPES,
     MAX_GEMM_CALL_SECONDS,
@@ -24,6 +23,7 @@ from service.bench.peak import (
     timed,
 )
 from service.bench.table import render
+from service.model.precision import torch_dtype
 
 __all__ = ["ModelRow", "Report", "flops_per_window", "measure", "render_report", "run", "write_csv"]
 

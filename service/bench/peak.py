@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from service.backends.torchscript.runner import torch_dtype
+from service.model.precision import torch_dtype
 
 if TYPE_CHECKING:
     import torch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.backends.torchscript.runner import torch_dtype
+from service.model.precision import torch_dtype
 
 GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "golden_tiny.npz"
 

@@ -252,7 +252,7 @@ def add_command(bench_sub: Any) -> None:
     stream.add_argument("--window", type=int, default=27, help="frames per stream window (0 = the model's)")
     stream.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per answer)")
     stream.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve`")
-    stream.set_defaults(func=_command)
+    stream.set_defaults(bench_run=_command)
 
 
 def _command(args: Any) -> int:

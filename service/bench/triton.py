@@ -41,7 +41,7 @@ async def direct(url: str, model: str, windows: int, frames: int, concurrency: i
     """``concurrency`` tritonclient callers send ``[windows, frames, 17, 3]`` back to back for ``seconds``."""
     import tritonclient.grpc.aio as triton_aio
 
-    from service.backends.triton.repo import INPUT, OUTPUT
+    from service.model.repository import INPUT, OUTPUT
 
     row = LoadRow("direct Triton client", concurrency)
     x = np.random.default_rng(0).uniform(-1, 1, (windows, frames, 17, 3)).astype(np.float32)

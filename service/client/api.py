@@ -21,7 +21,8 @@ from service.client.transports import (
     RestTransport,
     metadata,
 )
-from service.client.types import LiftAnswer, Mode, Normalization, lift_call
+from service.client.types import LiftAnswer, lift_call
+from service.core.options import LiftOptions, StreamOptions
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -49,42 +50,32 @@ class MotionLiftClient:
         keypoints: Any = None,
         *,
         tracks: Mapping[str, Any] | Sequence[Any] | None = None,
-        format: str,
-        image_size: tuple[float, float] | None = None,
-        normalization: Normalization | None = None,
-        flip: bool = True,
-        rootrel: bool = False,
-        pixels: bool | None = None,
-        overlap: int | None = None,
         timeout_s: float | None = None,
         request_id: str | None = None,
+        **options: Any,
     ) -> LiftAnswer:
-        """Lift to 3D; raises ``InvalidInput`` (client- or service-side), or the service's other errors."""
-        call = lift_call(
-            keypoints, tracks, format=format, image_size=image_size, normalization=normalization,
-            flip=flip, rootrel=rootrel, pixels=pixels, overlap=overlap,
-        )  # fmt: skip
+        """Lift to 3D. ``options`` are ``LiftOptions``' fields, by name: ``format`` (required), ``image_size``,
+        ``normalization``, ``flip``, ``rootrel``, ``pixels``, ``overlap``. Raises ``InvalidInput`` (a wrong option
+        name or type, found here; a wrong value, found by the service) or the service's other errors."""
+        call = lift_call(keypoints, tracks, options=LiftOptions.from_mapping(options))
         return self._transport.lift(call, timeout_s=timeout_s, request_id=request_id)
 
     def stream(
         self,
         frames: Iterable[Any],
         *,
-        format: str,
-        image_size: tuple[float, float] | None = None,
-        mode: Mode = "causal",
-        lookahead: int = 0,
         timeout_s: float | None = None,
         request_id: str | None = None,
         **config: Any,
     ) -> FrameStream:
-        """Stream ``frames`` (each ``{track_id: [J, C]}`` or one pose ``[J, C]``) on ``LiftStream``; iterate
-        the result for answers. ``config``: ``window``, ``hop``, ``flip``, ``rootrel``, ``pixels``,
-        ``normalization``, ``track_expiry_s`` (README, "gRPC"). A stream has no deadline unless ``timeout_s``
-        is given (a live stream lasts as long as its video). gRPC only (``ValueError`` otherwise)."""
+        """Stream ``frames`` (each ``{track_id: [J, C]}`` or one pose ``[J, C]``) on ``LiftStream``; iterate the
+        result for answers. ``config``: ``StreamOptions``' fields by name (``format``, ``image_size``, ``mode``,
+        ``lookahead``, ``window``, ``hop``, ``flip``, ``rootrel``, ``pixels``, ``normalization``,
+        ``track_expiry_s``; README, "gRPC"). A stream has no deadline unless ``timeout_s`` is given (a live
+        stream lasts as long as its video). gRPC only (``ValueError`` otherwise)."""
         if self._grpc is None:
             raise ValueError("streaming needs gRPC: MotionLiftClient(grpc='host:port')")
-        request = wire.stream_config(format=format, image_size=image_size, mode=mode, lookahead=lookahead, **config)
+        request = wire.stream_config(StreamOptions.from_mapping(config))
         return FrameStream(self._grpc.stub, request, frames, timeout_s=timeout_s, metadata=metadata(request_id))
 
     def close(self) -> None:
@@ -113,39 +104,22 @@ class AsyncMotionLiftClient:
         keypoints: Any = None,
         *,
         tracks: Mapping[str, Any] | Sequence[Any] | None = None,
-        format: str,
-        image_size: tuple[float, float] | None = None,
-        normalization: Normalization | None = None,
-        flip: bool = True,
-        rootrel: bool = False,
-        pixels: bool | None = None,
-        overlap: int | None = None,
         timeout_s: float | None = None,
         request_id: str | None = None,
+        **options: Any,
     ) -> LiftAnswer:
         """As ``MotionLiftClient.lift``."""
-        call = lift_call(
-            keypoints, tracks, format=format, image_size=image_size, normalization=normalization,
-            flip=flip, rootrel=rootrel, pixels=pixels, overlap=overlap,
-        )  # fmt: skip
+        call = lift_call(keypoints, tracks, options=LiftOptions.from_mapping(options))
         return await self._transport.lift(call, timeout_s=timeout_s, request_id=request_id)
 
     def stream(
-        self,
-        *,
-        format: str,
-        image_size: tuple[float, float] | None = None,
-        mode: Mode = "causal",
-        lookahead: int = 0,
-        timeout_s: float | None = None,
-        request_id: str | None = None,
-        **config: Any,
+        self, *, timeout_s: float | None = None, request_id: str | None = None, **config: Any
     ) -> AsyncFrameStream:
         """A ``LiftStream`` call, opened by ``async with``; ``config`` and ``timeout_s`` as
         ``MotionLiftClient.stream``."""
         if self._grpc is None:
             raise ValueError("streaming needs gRPC: AsyncMotionLiftClient(grpc='host:port')")
-        request = wire.stream_config(format=format, image_size=image_size, mode=mode, lookahead=lookahead, **config)
+        request = wire.stream_config(StreamOptions.from_mapping(config))
         return AsyncFrameStream(self._grpc.stub, request, timeout_s=timeout_s, metadata=metadata(request_id))
 
     async def close(self) -> None:

@@ -18,31 +18,38 @@ from typing import Any
 
 import numpy as np
 
-from service.core.keypoints import LAYOUTS
+from service.client.readers import SOURCES
+from service.core.options import CHOICES, FIELD_DOCS, LIFT_FIELDS
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def add_command(sub: Any) -> None:
-    """Add ``lift`` to the ``motionlift`` subparsers ``sub``."""
-    lift = sub.add_parser("lift", help="lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) to 3D")
+def add_arguments(lift: argparse.ArgumentParser) -> None:
+    """The flags of ``motionlift lift``: the input and the service, then one flag per ``LiftOptions`` field."""
     lift.add_argument("input", type=Path, help="keypoint JSON file")
     where = lift.add_mutually_exclusive_group()
     where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
     where.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use gRPC at this target instead of REST")
-    lift.add_argument("--input-format", choices=("auto", "motionlift", "mmpose", "alphapose"), default="auto",
+    lift.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
                       help="layout of the file (default: detected)")  # fmt: skip
-    lift.add_argument("--format", choices=sorted(LAYOUTS), default=None,
-                      help="joint layout (default: the file's `format`, or from the joint count)")  # fmt: skip
-    lift.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), default=None,
-                      help="video size in pixels: pixel normalisation and pixel output")  # fmt: skip
-    lift.add_argument("--normalization", choices=("pixel", "crop", "none"), default=None)
-    lift.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (half the compute)")
-    lift.add_argument("--rootrel", action="store_true", help="root-centred output")
-    lift.add_argument("--overlap", type=int, default=None, help="frames shared by consecutive windows")
+    add_option_flags(lift)
     lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
     lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
-    lift.set_defaults(func=run)
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``LiftOptions`` field, with its doc; unset flags are ``None`` (the file's value, else the
+    service's default). ``format`` defaults to the file's, or follows the joint count."""
+    for name, kind in LIFT_FIELDS.items():
+        flag, doc = "--" + name.replace("_", "-"), FIELD_DOCS[name]
+        if kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=doc)
+        elif kind == "size":
+            parser.add_argument(flag, type=float, nargs=2, metavar=("W", "H"), default=None, help=doc)
+        elif name in CHOICES:
+            parser.add_argument(flag, choices=CHOICES[name], default=None, help=doc)
+        else:
+            parser.add_argument(flag, type=int if kind == "int" else str, default=None, help=doc)
 
 
 def _fail(message: str, code: int) -> int:
@@ -62,23 +69,13 @@ def run(args: argparse.Namespace) -> int:
         data = read_keypoints(args.input, source=source, layout=args.format)
     except KeypointFileError as exc:
         return _fail(str(exc), 2)
-    options = dict(data.options)  # the file's own options (our JSON), then the flags
-    if args.image_size is not None:
-        options["image_size"] = args.image_size
-    for name in ("normalization", "overlap"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    if args.no_flip:
-        options["flip"] = False
-    if args.rootrel:
-        options["rootrel"] = True
-    if "image_size" in options:
-        options["image_size"] = tuple(options["image_size"])
+    flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
+    options = {**data.options, **flags, "format": data.layout}  # the file's own options, then the flags
     sequences = [t.keypoints for t in data.tracks]
     keypoints, tracks = (sequences[0], None) if data.single else (None, {t.id: t.keypoints for t in data.tracks})
     try:
         with MotionLiftClient(args.url or (None if args.grpc else DEFAULT_URL), grpc=args.grpc) as client:
-            answer = client.lift(keypoints, tracks=tracks, format=data.layout, timeout_s=args.timeout, **options)
+            answer = client.lift(keypoints, tracks=tracks, timeout_s=args.timeout, **options)
     except LiftError as exc:
         field = f" at {exc.field}" if exc.field else ""
         return _fail(f"{type(exc).__name__}{field}: {exc.message}", 1)

@@ -14,8 +14,8 @@
 Persons become tracks: by ``track_id`` / ``idx`` when the file has them, else by their index within the
 frame (the first person of each frame is track ``"0"``...). A track spans from its first to its last frame;
 frames where it is missing get score 0 (the service's mark for a missing joint) and coordinates interpolated
-from its neighbouring detections. Scores are clipped to [0, 1]: RTMPose's and AlphaPose's confidences can
-exceed 1, the service takes [0, 1].
+from its neighbouring detections. Scores are passed on as the file has them: the service's one rule takes
+RTMPose's and AlphaPose's confidences above 1 as 1 (``service.core.arrays``).
 
 The joint layout follows the joint count: 17 COCO, 26 Halpe-26, and the body joints of the whole-body sets
 (COCO-WholeBody 133: its first 17 are COCO's; Halpe-136: its first 26 are Halpe-26's); MMPose's
@@ -34,13 +34,14 @@ from typing import Any, Literal
 import numpy as np
 
 from service.core.backend import Array
-from service.core.keypoints import LAYOUTS
+from service.core.options import FORMATS
 
 Source = Literal["motionlift", "mmpose", "alphapose"]
 SOURCES: tuple[Source, ...] = ("motionlift", "mmpose", "alphapose")
 # Joint count -> (layout, how many leading joints are that layout's body joints).
 BY_JOINTS: dict[int, tuple[str, int]] = {17: ("coco", 17), 26: ("halpe26", 26), 133: ("coco", 17), 136: ("halpe26", 26)}
-OPTIONS = ("image_size", "normalization", "flip", "rootrel", "pixels", "overlap")
+# Keys of a POST /lift body that are not options (everything else is passed on to LiftOptions.from_mapping).
+SEQUENCE_KEYS = ("keypoints", "tracks", "format")
 
 
 class KeypointFileError(ValueError):
@@ -59,7 +60,8 @@ class TrackSequence:
 @dataclass(frozen=True)
 class KeypointFile:
     """What a file holds. ``single``: one unnamed sequence (our JSON's ``keypoints``); ``options``: the other
-    fields of our JSON (``image_size``, ``flip``...) as given; ``frame_ids``: the file's frames, in order."""
+    fields of our JSON (``image_size``, ``flip``...) as given, checked where they are used
+    (``LiftOptions.from_mapping``); ``frame_ids``: the file's frames, in order."""
 
     source: Source
     layout: str
@@ -107,8 +109,8 @@ def detect(data: Any) -> Source:
 
 def parse(data: Any, *, source: Source | None = None, layout: str | None = None) -> KeypointFile:
     """``data`` (parsed JSON) as a ``KeypointFile``; see ``read_keypoints``."""
-    if layout is not None and layout not in LAYOUTS:
-        raise KeypointFileError(f"unknown format {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if layout is not None and layout not in FORMATS:
+        raise KeypointFileError(f"unknown format {layout!r}; expected one of {', '.join(FORMATS)}")
     kind = source or detect(data)
     if kind == "motionlift":
         return _motionlift(data, layout)
@@ -133,8 +135,8 @@ def _motionlift(data: Any, layout: str | None) -> KeypointFile:
     if not isinstance(data, dict) or ("keypoints" in data) == ("tracks" in data):
         raise KeypointFileError("a POST /lift body needs exactly one of keypoints or tracks")
     fmt = layout or data.get("format")
-    if fmt not in LAYOUTS:
-        raise KeypointFileError(f"format: {fmt!r} is not one of {', '.join(LAYOUTS)} (set it with --format)")
+    if fmt not in FORMATS:
+        raise KeypointFileError(f"format: {fmt!r} is not one of {', '.join(FORMATS)} (set it with --format)")
     if "keypoints" in data:
         tracks: tuple[TrackSequence, ...] = (TrackSequence("0", _sequence(data["keypoints"], "keypoints")),)
     else:
@@ -147,15 +149,15 @@ def _motionlift(data: Any, layout: str | None) -> KeypointFile:
             found.append(TrackSequence(str(t.get("id", i)), _sequence(t.get("keypoints"), f"tracks[{i}].keypoints")))
         tracks = tuple(found)
     frames = max(len(t.keypoints) for t in tracks)
-    options = {k: data[k] for k in OPTIONS if data.get(k) is not None}
+    options = {k: v for k, v in data.items() if k not in SEQUENCE_KEYS}
     return KeypointFile("motionlift", fmt, tracks, frames, single="keypoints" in data, options=options)
 
 
 def _layout(joints: int, forced: str | None, named: str | None, where: str) -> tuple[str, int]:
     """The joint layout of ``joints`` joints per person, and how many leading joints to keep."""
     if forced is not None:
-        if joints == LAYOUTS[forced] or BY_JOINTS.get(joints, ("", 0))[0] == forced:
-            return forced, LAYOUTS[forced]
+        if joints == FORMATS[forced] or BY_JOINTS.get(joints, ("", 0))[0] == forced:
+            return forced, FORMATS[forced]
         raise KeypointFileError(f"{where}: {joints} joints per person cannot be format {forced!r}")
     if named == "h36m" and joints == 17:
         return "h36m", 17
@@ -195,7 +197,7 @@ class _Tracks:
         person = self.people.setdefault(_track_id(track), {})
         if frame in person:
             raise KeypointFileError(f"{where}: track {_track_id(track)!r} appears twice in this frame")
-        person[frame] = np.concatenate([points, np.clip(conf, 0.0, 1.0)[:, None]], axis=1).astype(np.float32)
+        person[frame] = np.concatenate([points, conf[:, None]], axis=1).astype(np.float32)
 
     def build(self, source: Source, forced: str | None, named: str | None = None) -> KeypointFile:
         if self.joints is None:

@@ -1,7 +1,9 @@
 """What the client sends and gets back, independent of the transport (REST or gRPC).
 
-Arrays are ``float32``, as the service computes them: gRPC packs float32; REST's JSON numbers are read back
-into float32. Joints are in H36M-17 order (``joint_names``).
+The options, the per-track result, the latency breakdown and a stream frame's answer are the service's own
+types (``service.core.options``, ``results``, ``frames``: the contract both sides share), so there is one
+definition of each. Arrays are ``float32``, as the service computes them: gRPC packs float32; REST's JSON
+numbers are read back into float32. Joints are in H36M-17 order (``joint_names``).
 """
 
 from __future__ import annotations
@@ -10,25 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-
-from service.core.options import Normalization as Normalization  # re-exported for the client API
-from service.core.results import Timing
+from service.core.arrays import as_array
+from service.core.backend import Array
+from service.core.frames import FrameAnswer
+from service.core.options import LiftOptions
+from service.core.results import Timing, TrackResult
 from service.errors import InvalidInput
 
-Array = npt.NDArray[np.float32]
-ServerLatency = Timing  # where the service spent a request's time (ms), as it reports it
-Mode = Literal["causal", "lookahead"]
-
-
-@dataclass(frozen=True)
-class TrackResult:
-    """One track's 3D joints ``[T, 17, 3]`` (normalised units) and, when answered, in pixels."""
-
-    id: str
-    joints3d: Array
-    joints3d_px: Array | None = None
+__all__ = ["FrameResult", "LiftAnswer", "LiftCall", "StreamStarted", "Timing", "TrackResult", "lift_call"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +30,7 @@ class LiftAnswer:
     tracks: tuple[TrackResult, ...]
     joint_names: tuple[str, ...]
     coordinates: dict[str, str]
-    latency: ServerLatency
+    latency: Timing
     model: dict[str, Any]
     round_trip_ms: float
     transport: Literal["rest", "grpc"]
@@ -58,57 +49,26 @@ class LiftCall:
 
     tracks: tuple[tuple[str | None, Array], ...]
     single: bool
-    format: str
-    image_size: tuple[float, float] | None = None
-    normalization: Normalization | None = None
-    flip: bool = True
-    rootrel: bool = False
-    pixels: bool | None = None
-    overlap: int | None = None
-
-
-def as_array(value: Any, *, ndim: int, field: str) -> Array:
-    """``value`` as float32 with ``ndim`` dimensions; ``InvalidInput`` naming ``field`` otherwise.
-
-    Only the shape is checked here (the packed gRPC wire needs it); every check on values is the service's.
-    """
-    try:
-        array = np.asarray(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"expected {ndim} nested levels of numbers of equal lengths", field=field) from None
-    if array.ndim != ndim:
-        shape = "frames x joints x (2 or 3)" if ndim == 3 else "joints x (2 or 3)"
-        raise InvalidInput(f"expected {shape} numbers, got an array of shape {list(array.shape)}", field=field)
-    return array
+    options: LiftOptions
 
 
 def lift_call(
-    keypoints: Any = None, tracks: Mapping[str, Any] | Sequence[Any] | None = None, **options: Any
+    keypoints: Any = None, tracks: Mapping[str, Any] | Sequence[Any] | None = None, *, options: LiftOptions
 ) -> LiftCall:
     """Build a ``LiftCall`` from exactly one of ``keypoints`` (one sequence ``[T, J, C]``) or ``tracks``
-    (``{id: [T, J, C]}``, or a list whose ids are its indices); ``InvalidInput`` otherwise."""
+    (``{id: [T, J, C]}``, or a list whose ids are its indices); ``InvalidInput`` otherwise. Only the shape is
+    checked here (the packed gRPC wire needs it); the service checks the values."""
     if (keypoints is None) == (tracks is None):
-        raise InvalidInput("give exactly one of keypoints (one sequence) or tracks (several)", field="keypoints")
+        raise InvalidInput("send exactly one of keypoints (one sequence) or tracks (several)", field="body")
     if keypoints is not None:
-        return LiftCall(((None, as_array(keypoints, ndim=3, field="keypoints")),), single=True, **options)
+        return LiftCall(((None, as_array(keypoints, ndim=3, field="keypoints")),), True, options)
     assert tracks is not None
     items = tracks.items() if isinstance(tracks, Mapping) else ((None, t) for t in tracks)
     arrays = tuple(
         (None if tid is None else str(tid), as_array(kp, ndim=3, field=f"tracks[{i}].keypoints"))
         for i, (tid, kp) in enumerate(items)
     )
-    return LiftCall(arrays, single=False, **options)
-
-
-@dataclass(frozen=True)
-class StreamLatency:
-    """Where one frame's time went (ms), as the service reports it (``total_ms``: arrival to answer)."""
-
-    total_ms: float
-    lookahead_ms: float
-    queue_ms: float
-    inference_ms: float
-    batch_size: int
+    return LiftCall(arrays, False, options)
 
 
 @dataclass(frozen=True)
@@ -117,7 +77,7 @@ class StreamStarted:
 
     window: int
     hop: int
-    mode: Mode
+    mode: str
     lookahead: int
     track_expiry_s: float
     joint_names: tuple[str, ...]
@@ -126,17 +86,7 @@ class StreamStarted:
 
 
 @dataclass(frozen=True)
-class FrameResult:
-    """The 3D joints ``[17, 3]`` of one frame of one track of a stream."""
+class FrameResult(FrameAnswer):
+    """The service's answer for one frame of one track of a stream (``FrameAnswer``), and when it arrived."""
 
-    track_id: str
-    frame_index: int
-    timestamp_s: float | None
-    joints3d: Array
-    joints3d_px: Array | None
-    lookahead: int
-    window_frames: int
-    latency: StreamLatency
-    skipped: int  # frames of this track just before this one that will never be answered
-    skipped_total: int
     received_at: float = field(default=0.0, compare=False)  # time.perf_counter() when the client got it

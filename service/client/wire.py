@@ -1,52 +1,49 @@
 """Encoding a ``LiftCall`` for each transport and decoding the answers (pure functions, no I/O).
 
 REST: the ``POST /lift`` JSON body and answer (README, "Input"). gRPC: ``motionlift.v1`` messages
-(proto/motionlift/v1/lift.proto), arrays as packed float32 with their shape.
+(proto/motionlift/v1/lift.proto), arrays as packed float32 with their shape. Options go by their field names,
+which are the wire names on both; enums by the proto's naming (``coco`` is ``FORMAT_COCO``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
-from service.client.types import (
-    Array,
-    FrameResult,
-    LiftAnswer,
-    LiftCall,
-    Mode,
-    Normalization,
-    ServerLatency,
-    StreamLatency,
-    StreamStarted,
-    TrackResult,
-    as_array,
-)
-from service.errors import InvalidInput
+from service.client.types import FrameResult, LiftAnswer, LiftCall, StreamStarted
+from service.core.arrays import as_array
+from service.core.backend import Array
+from service.core.frames import FrameLatency
+from service.core.options import LiftOptions, StreamOptions
+from service.core.results import Timing, TrackResult
 
-FORMATS = {"h36m": pb.FORMAT_H36M, "coco": pb.FORMAT_COCO, "halpe26": pb.FORMAT_HALPE26}
-NORMALIZATIONS = {None: pb.NORMALIZATION_UNSPECIFIED, "pixel": pb.NORMALIZATION_PIXEL}
-NORMALIZATIONS.update({"crop": pb.NORMALIZATION_CROP, "none": pb.NORMALIZATION_NONE})
-MODES = {"causal": pb.STREAM_MODE_CAUSAL, "lookahead": pb.STREAM_MODE_LOOKAHEAD}
-
+# Option fields that travel as proto enums, with the prefix of their value names.
+ENUMS: dict[str, tuple[Any, str]] = {
+    "format": (pb.Format, "FORMAT_"),
+    "normalization": (pb.Normalization, "NORMALIZATION_"),
+    "mode": (pb.StreamMode, "STREAM_MODE_"),
+}
 
 # ---------------------------------------------------------------------------------------------- REST
 
 
+def options_json(options: LiftOptions) -> dict[str, Any]:
+    """The given (not ``None``) options as JSON fields."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items() if v is not None}
+
+
 def rest_body(call: LiftCall) -> bytes:
     """The JSON body of ``POST /lift``."""
-    body: dict[str, Any] = {"format": call.format, "flip": call.flip, "rootrel": call.rootrel}
+    body = options_json(call.options)
     if call.single:
         body["keypoints"] = call.tracks[0][1].tolist()
     else:
         body["tracks"] = [{"keypoints": kp.tolist(), **({} if tid is None else {"id": tid})} for tid, kp in call.tracks]
-    optional: dict[str, Any] = {"image_size": call.image_size, "normalization": call.normalization}
-    optional.update(pixels=call.pixels, overlap=call.overlap)
-    body.update({k: list(v) if isinstance(v, tuple) else v for k, v in optional.items() if v is not None})
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -56,30 +53,16 @@ def _maybe(value: Any) -> Array | None:
 
 def rest_answer(payload: Mapping[str, Any], round_trip_ms: float) -> LiftAnswer:
     """Decode the JSON answer of ``POST /lift`` (single-sequence or multi-track)."""
-    if payload.get("tracks") is not None:
-        tracks = tuple(
-            TrackResult(str(t["id"]), np.asarray(t["joints3d"], np.float32), _maybe(t.get("joints3d_px")))
-            for t in payload["tracks"]
-        )
-    else:
-        tracks = (TrackResult("0", np.asarray(payload["joints3d"], np.float32), _maybe(payload.get("joints3d_px"))),)
-    lat = payload["latency_ms"]
-    latency = ServerLatency(
-        preprocess_ms=lat["preprocess"],
-        queue_ms=lat["queue"],
-        inference_ms=lat["inference"],
-        postprocess_ms=lat["postprocess"],
-        total_ms=lat["total"],
-        batch_size=payload["batch_size"],
-        batches=payload["batches"],
-        windows=payload["windows"],
-    )
+    tracks = payload.get("tracks") or [{"id": "0", **payload}]
     return LiftAnswer(
         request_id=payload["request_id"],
-        tracks=tracks,
+        tracks=tuple(
+            TrackResult(str(t["id"]), np.asarray(t["joints3d"], np.float32), _maybe(t.get("joints3d_px")))
+            for t in tracks
+        ),
         joint_names=tuple(payload["joint_names"]),
         coordinates=dict(payload["coordinates"]),
-        latency=latency,
+        latency=Timing.from_json(payload),
         model=dict(payload["model"]),
         round_trip_ms=round_trip_ms,
         transport="rest",
@@ -89,23 +72,22 @@ def rest_answer(payload: Mapping[str, Any], round_trip_ms: float) -> LiftAnswer:
 # ---------------------------------------------------------------------------------------------- gRPC
 
 
-def _format(layout: str, field: str) -> Any:
-    if layout not in FORMATS:
-        raise InvalidInput(f"unknown format {layout!r}; expected one of {', '.join(FORMATS)}", field=field)
-    return FORMATS[layout]
+def _fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Option values as proto field values: enums by name, ``image_size`` as its message, ``None`` unset."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name in ENUMS:
+            enum, prefix = ENUMS[name]
+            value = enum.Value(prefix + str(value).upper())
+        elif name == "image_size":
+            value = pb.ImageSize(width=value[0], height=value[1])
+        out[name] = value
+    return out
 
 
-def _normalization(value: Normalization | None, field: str) -> Any:
-    if value not in NORMALIZATIONS:
-        raise InvalidInput(f"unknown normalization {value!r}; expected pixel, crop or none", field=field)
-    return NORMALIZATIONS[value]
-
-
-def _size(size: tuple[float, float] | None) -> Any:
-    return None if size is None else pb.ImageSize(width=size[0], height=size[1])
-
-
-def lift_request(call: LiftCall) -> Any:
+def lift_request(call: LiftCall) -> pb.LiftRequest:
     """The ``LiftRequest`` of ``call``."""
     tracks = [
         pb.Track(
@@ -116,87 +98,47 @@ def lift_request(call: LiftCall) -> Any:
         )
         for tid, kp in call.tracks
     ]
-    return pb.LiftRequest(
-        tracks=tracks,
-        format=_format(call.format, "format"),
-        image_size=_size(call.image_size),
-        normalization=_normalization(call.normalization, "normalization"),
-        flip=call.flip,
-        rootrel=call.rootrel,
-        pixels=call.pixels,
-        overlap=call.overlap,
-    )
+    return pb.LiftRequest(tracks=tracks, **_fields(asdict(call.options)))
 
 
-def _joints(message: Any) -> Array:
+def _joints(message: pb.Joints3D) -> Array:
     return np.array(message.values, dtype=np.float32).reshape(message.frames, message.joints, 3)
 
 
-def _coordinates(message: Any) -> dict[str, str]:
+def _coordinates(message: pb.Coordinates) -> dict[str, str]:
     return {"units": message.units, "space": message.space, "root": message.root, "axes": message.axes}
 
 
-def _model(message: Any) -> dict[str, Any]:
+def _model(message: pb.ModelRef) -> dict[str, Any]:
     return {"name": message.name, "config": message.config, "trained": message.trained}
 
 
-def lift_answer(response: Any, round_trip_ms: float) -> LiftAnswer:
+def lift_answer(response: pb.LiftResponse, round_trip_ms: float) -> LiftAnswer:
     """Decode a ``LiftResponse``."""
     tracks = tuple(
         TrackResult(t.id, _joints(t.joints3d), _joints(t.joints3d_px) if t.HasField("joints3d_px") else None)
         for t in response.tracks
     )
-    lat = response.latency
-    latency = ServerLatency(
-        lat.preprocess_ms, lat.queue_ms, lat.inference_ms, lat.postprocess_ms, lat.total_ms,
-        lat.batch_size, lat.batches, lat.windows,
-    )  # fmt: skip
     return LiftAnswer(
         request_id=response.request_id,
         tracks=tracks,
         joint_names=tuple(response.joint_names),
         coordinates=_coordinates(response.coordinates),
-        latency=latency,
+        latency=Timing.from_fields(response.latency),
         model=_model(response.model),
         round_trip_ms=round_trip_ms,
         transport="grpc",
     )
 
 
-def stream_config(
-    *,
-    format: str,
-    image_size: tuple[float, float] | None = None,
-    normalization: Normalization | None = None,
-    window: int | None = None,
-    hop: int | None = None,
-    mode: Mode = "causal",
-    lookahead: int = 0,
-    flip: bool = True,
-    rootrel: bool = False,
-    pixels: bool | None = None,
-    track_expiry_s: float | None = None,
-) -> Any:
+def stream_config(options: StreamOptions) -> pb.StreamRequest:
     """The first ``StreamRequest`` of a stream (the service checks the values; ``None`` = its default)."""
-    if mode not in MODES:
-        raise InvalidInput(f"unknown mode {mode!r}; expected causal or lookahead", field="config.mode")
-    config = pb.StreamConfig(
-        format=_format(format, "config.format"),
-        image_size=_size(image_size),
-        normalization=_normalization(normalization, "config.normalization"),
-        window=window or 0,
-        hop=hop or 0,
-        mode=MODES[mode],
-        lookahead=lookahead,
-        flip=flip,
-        rootrel=rootrel,
-        pixels=pixels,
-        track_expiry_s=track_expiry_s or 0.0,
-    )
-    return pb.StreamRequest(config=config)
+    own = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "lift"}
+    lift = {k: v for k, v in asdict(options.lift).items() if k != "overlap"}
+    return pb.StreamRequest(config=pb.StreamConfig(**_fields({**lift, **own})))
 
 
-def stream_frame(tracks: Any, *, frame_index: int | None = None, timestamp_s: float | None = None) -> Any:
+def stream_frame(tracks: Any, *, frame_index: int | None = None, timestamp_s: float | None = None) -> pb.StreamRequest:
     """One video frame: ``{track_id: [J, C]}``, or one pose ``[J, C]`` (track ``"0"``)."""
     if not isinstance(tracks, Mapping):
         tracks = {"0": tracks}
@@ -216,7 +158,7 @@ def stream_frame(tracks: Any, *, frame_index: int | None = None, timestamp_s: fl
     return pb.StreamRequest(frame=pb.StreamFrame(tracks=frames))
 
 
-def stream_started(response: Any) -> StreamStarted:
+def stream_started(response: pb.StreamResponse) -> StreamStarted:
     """Decode the ``StreamStarted`` that opens every stream; ``ValueError`` if the message is not one."""
     if response.WhichOneof("kind") != "started":
         raise ValueError("the service did not open the stream with StreamStarted")
@@ -224,7 +166,7 @@ def stream_started(response: Any) -> StreamStarted:
     return StreamStarted(
         window=s.window,
         hop=s.hop,
-        mode="lookahead" if s.mode == pb.STREAM_MODE_LOOKAHEAD else "causal",
+        mode=pb.StreamMode.Name(s.mode).removeprefix("STREAM_MODE_").lower(),
         lookahead=s.lookahead,
         track_expiry_s=s.track_expiry_s,
         joint_names=tuple(s.joint_names),
@@ -233,10 +175,9 @@ def stream_started(response: Any) -> StreamStarted:
     )
 
 
-def frame_result(response: Any, received_at: float) -> FrameResult:
+def frame_result(response: pb.StreamResponse, received_at: float) -> FrameResult:
     """Decode a ``StreamResponse`` carrying a ``FrameAnswer``."""
     f = response.frame
-    lat = f.latency
     return FrameResult(
         track_id=f.track_id,
         frame_index=f.frame_index,
@@ -245,7 +186,7 @@ def frame_result(response: Any, received_at: float) -> FrameResult:
         joints3d_px=_joints(f.joints3d_px)[0] if f.HasField("joints3d_px") else None,
         lookahead=f.lookahead,
         window_frames=f.window_frames,
-        latency=StreamLatency(lat.total_ms, lat.lookahead_ms, lat.queue_ms, lat.inference_ms, lat.batch_size),
+        latency=FrameLatency.from_fields(f.latency),
         skipped=f.skipped,
         skipped_total=f.skipped_total,
         received_at=received_at,

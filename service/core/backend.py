@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +42,27 @@ class ModelInfo:
             hyperparams=dict(meta.get("hyperparams", {})),
             card=meta.get("card"),
         )
+
+    def ref(self) -> dict[str, Any]:
+        """The model an answer came from: ``name``, ``config``, ``trained`` (REST ``model``, gRPC ``ModelRef``)."""
+        return {"name": self.name, "config": self.config, "trained": self.trained}
+
+    def describe(self, joint_names: Sequence[str]) -> dict[str, Any]:
+        """Everything about the model, as ``GET /v1/model`` answers it."""
+        return {
+            "name": self.name,
+            "config": self.config,
+            "hyperparams": self.hyperparams,
+            "params": self.params,
+            "window": self.window,
+            "joints": len(joint_names),
+            "joint_names": list(joint_names),
+            "precision": self.precision,
+            "device": self.device,
+            "trained": self.trained,
+            "weights": self.weights,
+            "card": self.card,
+        }
 
 
 class Backend(Protocol):

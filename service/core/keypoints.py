@@ -12,8 +12,8 @@ golden arrays in ``tests/fixtures/golden_tiny.npz`` were made with:
 All functions are pure: they never modify their argument and always return a new array. Arithmetic
 runs in float64 (as the official numpy code does) and results are float32, the model's input dtype
 (the official ``read_input`` ends with ``.astype(np.float32)``); ``flip`` keeps its input's dtype.
-Shapes are not validated here (the request layer does that); the documented ``ValueError``s are the
-only errors raised on purpose.
+Shapes and values are checked before they get here (``service.core.arrays``); the documented ``ValueError``s
+(and ``normalise``'s ``InvalidInput``) are the only errors raised on purpose.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from service.core.options import FORMATS, LiftOptions
+from service.errors import InvalidInput
+
 __all__ = [
     "CROP_MIN_VALID_JOINTS",
     "FLIP_PERM",
     "JOINT_NAMES",
-    "LAYOUTS",
     "denormalise_pixel",
     "flip",
+    "normalise",
     "normalise_crop",
     "normalise_pixel",
     "to_h36m",
@@ -61,9 +64,6 @@ JOINT_NAMES: Final[tuple[str, ...]] = (
     "r_elbow",
     "r_wrist",
 )
-
-# Joint count of each accepted input layout.
-LAYOUTS: Final[dict[str, int]] = {"h36m": 17, "coco": 17, "halpe26": 26}
 
 # Horizontal flip: left joints [4, 5, 6, 11, 12, 13] trade places with right joints [1, 2, 3, 14, 15, 16]
 # (flip_data in lib/utils/utils_data.py). FLIP_PERM[i] is the joint whose value lands on joint i; it is
@@ -106,13 +106,13 @@ _MAPPINGS: Final[dict[str, _Mapping]] = {
         output_means=((7, 0, 8),),
     ),
 }
-assert set(_MAPPINGS) == set(LAYOUTS)
+assert set(_MAPPINGS) == set(FORMATS)
 
 
 def to_h36m(kpts: npt.NDArray[Any], layout: str) -> F32Array:
-    """Convert keypoints of ``layout`` to H36M-17 (order of ``JOINT_NAMES``).
+    """Convert keypoints of format ``layout`` to H36M-17 (order of ``JOINT_NAMES``).
 
-    ``kpts``: ``[T, J, C]`` (any leading dims work) with J = ``LAYOUTS[layout]`` and C = 2 (x, y) or
+    ``kpts``: ``[T, J, C]`` (any leading dims work) with J = ``FORMATS[layout]`` and C = 2 (x, y) or
     3 (x, y, score). With C = 2 every score is 1.0. An averaged joint averages all three channels, the
     score included, exactly as the official converters do; so a missing joint (x = y = score = 0)
     pulls an average towards 0, as in the official code.
@@ -120,11 +120,11 @@ def to_h36m(kpts: npt.NDArray[Any], layout: str) -> F32Array:
     Returns a new float32 array ``[..., 17, 3]``. The input is assumed validated (shape, finiteness).
 
     Raises:
-        ValueError: ``layout`` is not a key of ``LAYOUTS``.
+        ValueError: ``layout`` is not a key of ``FORMATS``.
     """
     mapping = _MAPPINGS.get(layout)
     if mapping is None:
-        raise ValueError(f"unknown keypoint layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+        raise ValueError(f"unknown keypoint format {layout!r}; expected one of {sorted(FORMATS)}")
     x: _F64Array = np.asarray(kpts, dtype=np.float64)
     if x.shape[-1] == 2:
         x = np.concatenate([x, np.ones((*x.shape[:-1], 1), dtype=np.float64)], axis=-1)
@@ -228,3 +228,22 @@ def flip(x: npt.NDArray[_N]) -> npt.NDArray[_N]:
     out = x[..., _FLIP_INDEX, :]  # advanced indexing: a copy, never a view
     out[..., 0] = -out[..., 0]
     return out
+
+
+def normalise(raw: npt.NDArray[Any], options: LiftOptions, *, field: str) -> F32Array:
+    """The one path from checked keypoints of ``options.format`` (``[T, J, C]``, see ``service.core.arrays``) to
+    the model's input: H36M-17, normalised as ``options`` resolve (pixel, crop or none). Requests and stream
+    frames both come through here. Raises ``InvalidInput`` naming ``field`` when crop normalisation cannot
+    work on the sequence (``normalise_crop``'s ``ValueError``)."""
+    x = to_h36m(raw, options.format)
+    mode = options.resolved_normalization()
+    if mode == "pixel":
+        if options.image_size is None:
+            raise InvalidInput("pixel normalization needs image_size [width, height]", field="image_size")
+        return normalise_pixel(x, *options.image_size)
+    if mode == "crop":
+        try:
+            return normalise_crop(x)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field=field) from None
+    return x

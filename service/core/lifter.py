@@ -1,6 +1,7 @@
 """The core: validate -> normalise -> windows -> batcher -> merge -> answer, with a latency breakdown.
 
-Both front ends call ``Lifter.lift``; nothing a caller can get wrong is checked anywhere else.
+Both front ends call ``Lifter.lift`` for requests and ``Lifter.open_stream`` for streams; nothing a caller can
+get wrong is checked anywhere else.
 """
 
 from __future__ import annotations
@@ -8,19 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from service.config import Settings
 from service.core import keypoints, windows
+from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
 from service.core.batcher import Batcher, Done
 from service.core.metrics import Metrics
-from service.core.options import LiftOptions, as_keypoints, check_options
+from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
+from service.core.streams import StreamSession
 from service.errors import DeadlineExceeded, InvalidInput, LiftError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Track:
-    """One person's keypoint sequence: nested lists ``[T][J][2|3]`` or an array of that shape."""
+    """One person's keypoint sequence ``[T, J, C]`` as received (the core checks it); ``field`` names it in
+    error messages (``tracks[1].keypoints``)."""
 
     id: str
-    keypoints: Any
+    keypoints: Array
     field: str = "keypoints"
 
 
@@ -124,35 +127,46 @@ class Lifter:
         except Exception:
             self.metrics.on_request("internal")
             raise
-        t = result.timing
-        self.metrics.on_request(
-            "ok",
-            {
-                "preprocess": t.preprocess_ms,
-                "queue": t.queue_ms,
-                "inference": t.inference_ms,
-                "postprocess": t.postprocess_ms,
-                "total": t.total_ms,
-            },
-        )
+        self.metrics.on_request("ok", result.timing.stages_ms())
         return result
+
+    def refused(self, error: LiftError) -> LiftError:
+        """Count a request an edge refused before it reached ``lift`` (a body it could not decode), so every
+        request has its outcome in the metrics; returns ``error`` for the edge to raise."""
+        self.metrics.on_request(error.code)
+        return error
+
+    def open_stream(
+        self, options: StreamOptions, *, timeout_s: Callable[[], float | None] = lambda: None
+    ) -> StreamSession:
+        """A new stream over the shared batcher (``service.core.streams``); ``close()`` it when done.
+
+        ``timeout_s`` returns the time the stream has left (a gRPC deadline). Raises ``Unavailable`` when the
+        model is not ready and ``InvalidInput`` naming ``config.<field>`` for a configuration it cannot serve.
+        """
+        if not self.backend.ready:
+            raise Unavailable("the model is not ready")
+        plan = options.resolve(model_window=self.backend.info.window)
+        return StreamSession(
+            self.infer_windows, plan, metrics=self.metrics, max_tracks=self.settings.max_tracks, timeout_s=timeout_s
+        )
 
     async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
         t0 = time.perf_counter()
         if not self.backend.ready:
             raise Unavailable("the model is not ready")
         window = self.backend.info.window
-        check_options(options, window=window)
+        options.check(window=window)
         if not tracks:
-            raise InvalidInput("send keypoints or at least one track", field="keypoints")
+            raise InvalidInput("send at least one track (sequence)", field="tracks")
         if len(tracks) > self.settings.max_tracks:
             raise InvalidInput(
                 f"{len(tracks)} tracks is more than the limit of {self.settings.max_tracks}", field="tracks"
             )
         overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
-        # Big requests are converted and merged in a worker thread so the event loop keeps answering others
-        # (10,000 frames of nested JSON lists take about 40 ms to turn into an array).
-        offload = sum(len(t.keypoints) if hasattr(t.keypoints, "__len__") else 0 for t in tracks) > OFFLOAD_FRAMES
+        # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
+        # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
+        offload = sum(len(t.keypoints) for t in tracks) > OFFLOAD_FRAMES
         if offload:
             prepared, inputs = await asyncio.to_thread(self._prepare, tracks, options, window, overlap)
         else:
@@ -241,20 +255,10 @@ class Lifter:
         return window // 4
 
     def _normalise(self, track: Track, options: LiftOptions) -> Array:
-        raw = as_keypoints(
-            track.keypoints, layout=options.layout, field=track.field, max_frames=self.settings.max_frames
+        raw = check_sequence(
+            track.keypoints, format=options.format, field=track.field, max_frames=self.settings.max_frames
         )
-        x = keypoints.to_h36m(raw, options.layout)
-        mode = options.resolved_normalization()
-        if mode == "pixel":
-            assert options.image_size is not None  # check_options guarantees it
-            return keypoints.normalise_pixel(x, *options.image_size)
-        if mode == "crop":
-            try:
-                return keypoints.normalise_crop(x)
-            except ValueError as exc:
-                raise InvalidInput(str(exc), field=track.field) from None
-        return x
+        return keypoints.normalise(raw, options, field=track.field)
 
     def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
         own = outputs[p.first : p.first + len(p.spans)]

@@ -6,13 +6,16 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from service.core.results import STAGES
+
 # Latency buckets (seconds) from 1 ms to 60 s: short windows of small models to long sequences on the full one.
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-STAGES = ("preprocess", "queue", "inference", "postprocess", "total")
+FRAME_OUTCOMES = ("received", "answered", "skipped")
 
 
 class Metrics:
-    """What the core records: requests by outcome, per-stage latency, batches, queue depth, work done."""
+    """What the core records: requests by outcome, per-stage latency, batches, queue depth, work done, and
+    streams: how many are open, and their frames received, answered and skipped (never answered)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -36,8 +39,17 @@ class Metrics:
         self.frames = Counter("motionlift_frames", "Frames run by the model (window frames, flip included)", registry=r)
         self.queue_depth = Gauge("motionlift_queue_depth", "Windows waiting for a batch", registry=r)
         self.ready = Gauge("motionlift_ready", "1 when the model is loaded and serving", registry=r)
+        self.streams = Gauge("motionlift_streams_active", "LiftStream calls open", registry=r)
+        self.stream_frames = Counter(
+            "motionlift_stream_frames",
+            "Stream frames (one track in one video frame) by outcome: received, answered, skipped (never answered)",
+            ["outcome"],
+            registry=r,
+        )
         for stage in STAGES:
             self.latency.labels(stage)  # export every stage from the start, even before the first request
+        for outcome in FRAME_OUTCOMES:
+            self.stream_frames.labels(outcome)
 
     def watch(self, *, queue_depth: Callable[[], float], ready: Callable[[], float]) -> None:
         """Read the queue depth and readiness when scraped (always current, no bookkeeping)."""

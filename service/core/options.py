@@ -1,165 +1,310 @@
-"""Validation of what a caller sends, shared by every front end: arrays, layouts and options.
+"""What a caller asks for: the lift options and the stream options, each rule and each message written once.
 
-Every failure is an ``InvalidInput`` naming the field (``keypoints``, ``tracks[2].keypoints[40][3]``,
-``image_size``...) and the problem, so REST answers 422 and gRPC INVALID_ARGUMENT with the same text.
+Every edge builds these types from its own wire form -- REST JSON and keypoint files through ``from_mapping``,
+gRPC messages field by field, the Python client and the CLI from keyword arguments -- and the core checks them
+with ``check`` against the served model. So a mistake gets the same ``InvalidInput`` (HTTP 422, gRPC
+INVALID_ARGUMENT) naming the same field whichever way it came in. ``prefix`` puts the field where the wire
+nests it (a stream's options are ``config.<name>``).
+
+The field names are the wire names: REST's JSON keys, the proto fields (``LiftRequest``, ``StreamConfig``), the
+client's keyword arguments and the CLI's flags; the REST schema and the CLI help are derived from ``FIELD_DOCS``
+and tests check the proto against the dataclass fields. This module is part of the contract the Python client
+shares with the service, so it imports nothing but the error table (and numpy's boolean type).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Final, Literal
 
-import numpy as np
+from numpy import bool_ as np_bool
 
-from service.core.backend import Array
-from service.core.keypoints import LAYOUTS
 from service.errors import InvalidInput
 
+Format = Literal["h36m", "coco", "halpe26"]
 Normalization = Literal["pixel", "crop", "none"]
-NORMALIZATIONS: tuple[str, ...] = ("pixel", "crop", "none")
+Mode = Literal["causal", "lookahead"]
+
+# Joints per frame of each accepted keypoint format (converted to H36M-17 as MotionBERT's own demo does).
+FORMATS: Final[dict[str, int]] = {"h36m": 17, "coco": 17, "halpe26": 26}
+NORMALIZATIONS: Final[tuple[str, ...]] = ("pixel", "crop", "none")
+MODES: Final[tuple[str, ...]] = ("causal", "lookahead")
+CHOICES: Final[dict[str, tuple[str, ...]]] = {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES}
+DEFAULT_EXPIRY_S: Final = 10.0
+
+FIELD_DOCS: Final[dict[str, str]] = {
+    "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "
+    "(Halpe-26: AlphaPose)",
+    "image_size": "[width, height] of the video in pixels, when known",
+    "normalization": "pixel: by the image size (the default when image_size is given); crop: by the square "
+    "around the whole sequence's bounding box (the default otherwise; not for streams); none: already "
+    "normalised to [-1, 1]",
+    "flip": "flip test-time augmentation (default true; twice the compute, more accurate)",
+    "rootrel": "root-centred output: the pelvis at the origin in every frame",
+    "pixels": "also answer in pixels (joints3d_px); default: whenever pixel normalization is used",
+    "overlap": "frames shared by consecutive windows, cross-faded; default window / 4; 0 = the official clipping",
+    "window": "frames per stream window, at most the model's; default the model's",
+    "hop": "frames one look-ahead window answers; default 1 (causal streams: always 1)",
+    "mode": "causal: frame t from the window ending at t; lookahead: once frame t + lookahead arrived",
+    "lookahead": "later frames a look-ahead stream waits for (>= 1, < window); 0 in causal mode",
+    "track_expiry_s": "seconds of silence after which a stream forgets a track; default 10",
+}
+
+
+def _choice(value: object, choices: tuple[str, ...], field: str, what: str) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    if value is None or value == "":
+        raise InvalidInput(f"set the {what}: one of {', '.join(choices)}", field=field)
+    raise InvalidInput(f"unknown {what} {value!r}; expected one of {', '.join(choices)}", field=field)
+
+
+def parse_format(value: object, *, field: str = "format") -> str:
+    """``value`` as a format name; ``InvalidInput`` when it is missing or unknown."""
+    return _choice(value, tuple(FORMATS), field, "keypoint format")
+
+
+def parse_normalization(value: object, *, field: str = "normalization") -> str | None:
+    """``value`` as a normalization name, ``None`` (the default) when not given; ``InvalidInput`` if unknown."""
+    return None if value is None else _choice(value, NORMALIZATIONS, field, "normalization")
+
+
+def parse_mode(value: object, *, field: str = "mode") -> str:
+    """``value`` as a stream mode, ``causal`` when not given; ``InvalidInput`` if unknown."""
+    return "causal" if value is None else _choice(value, MODES, field, "stream mode")
 
 
 @dataclass(frozen=True)
 class LiftOptions:
-    """How to read the keypoints and what to answer.
+    """How to read a request's keypoints and what to answer (``FIELD_DOCS`` says what each field means).
 
-    - ``layout``: ``h36m``, ``coco`` or ``halpe26`` (converted to H36M-17 as the official demo does).
-    - ``image_size``: ``(width, height)`` in pixels, when known.
-    - ``normalization``: ``pixel`` (needs ``image_size``; the default when it is given), ``crop`` (from
-      the sequence's bounding box; the default otherwise) or ``none`` (already normalised).
-    - ``flip``: flip test-time augmentation (on by default, as in the official configs).
-    - ``rootrel``: root-centred output (pelvis at the origin in every frame).
-    - ``pixels``: also answer in pixels (needs pixel normalisation); default: whenever it is possible.
-    - ``overlap``: frames shared by consecutive windows; ``None`` = the server's default, 0 = official clips.
+    Construction checks nothing; ``check`` applies every rule. ``None`` means the default the field's doc names.
     """
 
-    layout: str
+    format: str
     image_size: tuple[float, float] | None = None
-    normalization: Normalization | None = None
+    normalization: str | None = None
     flip: bool = True
     rootrel: bool = False
     pixels: bool | None = None
     overlap: int | None = None
 
-    def resolved_normalization(self) -> Normalization:
-        """The normalisation in effect once defaults are applied."""
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
+        """Options from JSON-like values (REST bodies, keypoint files, keyword arguments): booleans must be
+        booleans, integers integers, ``image_size`` two numbers. Raises ``InvalidInput`` naming the field for a
+        wrong type, an unknown choice or an unknown key."""
+        given = _typed(data, LIFT_FIELDS, prefix)
+        given["format"] = parse_format(given.get("format"), field=prefix + "format")
+        given["normalization"] = parse_normalization(given.get("normalization"), field=prefix + "normalization")
+        return cls(**given)  # type: ignore[arg-type]  # each value was checked against its field's type
+
+    def resolved_normalization(self) -> str:
+        """The normalization in effect once defaults are applied."""
         if self.normalization is not None:
             return self.normalization
         return "pixel" if self.image_size is not None else "crop"
 
     def resolved_pixels(self) -> bool:
         """Whether the answer carries pixel coordinates."""
-        if self.pixels is not None:
-            return self.pixels
-        return self.resolved_normalization() == "pixel"
+        return self.pixels if self.pixels is not None else self.resolved_normalization() == "pixel"
 
-
-def check_options(options: LiftOptions, *, window: int) -> None:
-    """Raise ``InvalidInput`` for an unknown layout or inconsistent options."""
-    if options.layout not in LAYOUTS:
-        raise InvalidInput(
-            f"unknown format {options.layout!r}; expected one of {', '.join(sorted(LAYOUTS))}", field="format"
-        )
-    if options.image_size is not None:
-        width, height = options.image_size
-        if not all(math.isfinite(v) and v > 0 for v in (width, height)):
-            raise InvalidInput(
-                f"image_size must be two finite positive numbers [width, height], got {[width, height]}",
-                field="image_size",
-            )
-    if options.normalization is not None and options.normalization not in NORMALIZATIONS:
-        raise InvalidInput(
-            f"unknown normalization {options.normalization!r}; expected one of {', '.join(NORMALIZATIONS)}",
-            field="normalization",
-        )
-    mode = options.resolved_normalization()
-    if mode == "pixel" and options.image_size is None:
-        raise InvalidInput("pixel normalization needs image_size [width, height]", field="image_size")
-    if options.pixels and (options.image_size is None or mode != "pixel"):
-        raise InvalidInput(
-            "pixel output needs image_size and pixel normalization (the official --pixel mode)",
-            field="pixels",
-        )
-    if options.overlap is not None and not 0 <= options.overlap < window:
-        raise InvalidInput(
-            f"overlap must be between 0 and {window - 1} frames (window {window}), got {options.overlap}",
-            field="overlap",
-        )
-
-
-def as_keypoints(value: Any, *, layout: str, field: str, max_frames: int) -> Array:
-    """Turn nested lists (JSON) or an array into ``float32 [T, J, C]``, checking everything.
-
-    ``J`` must be the layout's joint count, ``C`` 2 (x, y) or 3 (x, y, score); values finite; scores in
-    [0, 1]; ``1 <= T <= max_frames``. Raises ``InvalidInput`` naming the first offending element.
-    """
-    try:
-        array = np.asarray(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise _ragged(value, field) from None
-    if array.ndim == 2 and array.shape[0] > 0 and array.shape[1] == 0:
-        array = array.reshape(array.shape[0], 0, 2)  # frames without joints: reported as a joint count below
-    if array.ndim != 3 or array.shape[0] == 0:
-        if array.size == 0 and array.ndim <= 1:
-            raise InvalidInput("the sequence is empty; send at least one frame", field=field)
-        raise (
-            _ragged(value, field)
-            if array.ndim < 3
-            else InvalidInput(
-                f"expected frames x joints x (2 or 3) numbers, got an array of shape {list(array.shape)}",
-                field=field,
-            )
-        )
-    frames, joints, channels = array.shape
-    if frames > max_frames:
-        raise InvalidInput(f"{frames} frames is more than the limit of {max_frames}", field=field)
-    expected = LAYOUTS[layout]
-    if joints != expected:
-        raise InvalidInput(f"format {layout!r} has {expected} joints per frame, got {joints}", field=f"{field}[0]")
-    if channels not in (2, 3):
-        raise InvalidInput(
-            f"each joint needs 2 (x, y) or 3 (x, y, score) numbers, got {channels}", field=f"{field}[0][0]"
-        )
-    finite = np.isfinite(array)
-    if not finite.all():
-        t, j, _ = np.argwhere(~finite)[0]
-        raise InvalidInput("a value is NaN or infinite", field=f"{field}[{t}][{j}]")
-    if channels == 3:
-        scores = array[..., 2]
-        bad = (scores < 0) | (scores > 1)
-        if bad.any():
-            t, j = np.argwhere(bad)[0]
-            raise InvalidInput(f"score {float(scores[t, j]):.6g} is outside [0, 1]", field=f"{field}[{t}][{j}][2]")
-    return array
-
-
-def _ragged(value: Any, field: str) -> InvalidInput:
-    """Find where nested lists stop being frames x joints x (2 or 3) numbers, to name that element."""
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        return InvalidInput("expected a list of frames", field=field)
-    if len(value) == 0:
-        return InvalidInput("the sequence is empty; send at least one frame", field=field)
-    joints = None
-    for t, frame in enumerate(value):
-        if not isinstance(frame, Sequence) or isinstance(frame, str | bytes):
-            return InvalidInput("expected a list of joints", field=f"{field}[{t}]")
-        if joints is None:
-            joints = len(frame)
-        elif len(frame) != joints:
-            return InvalidInput(
-                f"frame has {len(frame)} joints but frame 0 has {joints}; every frame needs the same count",
-                field=f"{field}[{t}]",
-            )
-        for j, joint in enumerate(frame):
-            if not isinstance(joint, Sequence) or isinstance(joint, str | bytes):
-                return InvalidInput("expected [x, y] or [x, y, score]", field=f"{field}[{t}][{j}]")
-            if len(joint) not in (2, 3) or len(joint) != len(value[0][0]):
-                return InvalidInput(
-                    f"expected [x, y] or [x, y, score] (the same in every joint), got {len(joint)} numbers",
-                    field=f"{field}[{t}][{j}]",
+    def check(self, *, window: int, prefix: str = "") -> None:
+        """Every rule against a model of ``window`` frames; ``InvalidInput`` naming ``prefix + field``."""
+        parse_format(self.format, field=prefix + "format")
+        if self.image_size is not None:
+            width, height = self.image_size
+            if not all(math.isfinite(v) and v > 0 for v in (width, height)):
+                raise InvalidInput(
+                    f"image_size must be two finite positive numbers [width, height], got {[width, height]}",
+                    field=prefix + "image_size",
                 )
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in joint):
-                return InvalidInput("coordinates must be numbers", field=f"{field}[{t}][{j}]")
-    return InvalidInput("expected frames x joints x (2 or 3) numbers", field=field)
+        parse_normalization(self.normalization, field=prefix + "normalization")
+        mode = self.resolved_normalization()
+        if mode == "pixel" and self.image_size is None:
+            raise InvalidInput("pixel normalization needs image_size [width, height]", field=prefix + "image_size")
+        if self.pixels and (self.image_size is None or mode != "pixel"):
+            raise InvalidInput(
+                "pixel output needs image_size and pixel normalization (the official --pixel mode)",
+                field=prefix + "pixels",
+            )
+        if self.overlap is not None and not 0 <= self.overlap < window:
+            raise InvalidInput(
+                f"overlap must be between 0 and {window - 1} frames (window {window}), got {self.overlap}",
+                field=prefix + "overlap",
+            )
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """A stream's configuration: how its frames are read (``lift``, without ``overlap``) and how windows are cut
+    and answered (see ``service.core.streams``). ``None`` / 0 in ``window``, ``hop`` and ``track_expiry_s``
+    mean the default; ``resolve`` checks everything and gives the plan in effect."""
+
+    lift: LiftOptions
+    window: int | None = None
+    hop: int | None = None
+    mode: str = "causal"
+    lookahead: int = 0
+    track_expiry_s: float | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "config.") -> StreamOptions:
+        """As ``LiftOptions.from_mapping``, for the flat form of a stream's configuration (its wire form)."""
+        lift = {k: v for k, v in data.items() if k not in STREAM_FIELDS}
+        if "overlap" in lift:
+            raise InvalidInput(
+                "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
+            )
+        own = _typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
+        if "mode" in own:
+            own["mode"] = parse_mode(own["mode"], field=prefix + "mode")
+        return cls(LiftOptions.from_mapping(lift, prefix=prefix), **own)  # type: ignore[arg-type]  # checked
+
+    def resolve(self, *, model_window: int, prefix: str = "config.") -> StreamPlan:
+        """Check every rule against the model's window and fill in the defaults; ``InvalidInput`` naming
+        ``prefix + field``."""
+        lift = self.lift
+        if lift.overlap is not None:
+            raise InvalidInput(
+                "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
+            )
+        lift.check(window=model_window, prefix=prefix)
+        if lift.resolved_normalization() == "crop":
+            raise InvalidInput(
+                "a stream needs image_size (pixel normalization) or normalization none: crop normalization "
+                "scales by the box around the whole sequence, which is not known until the stream ends",
+                field=prefix + ("image_size" if lift.normalization is None else "normalization"),
+            )
+        window = self.window or model_window
+        if not 1 <= window <= model_window:
+            raise InvalidInput(
+                f"window must be between 1 and the model's {model_window} frames", field=prefix + "window"
+            )
+        hop = self.hop or 1
+        mode = parse_mode(self.mode, field=prefix + "mode")
+        if mode == "causal":
+            _check_causal(self.lookahead, hop, prefix)
+        else:
+            _check_lookahead(self.lookahead, hop, window, prefix)
+        expiry = DEFAULT_EXPIRY_S if self.track_expiry_s is None else self.track_expiry_s
+        if not (math.isfinite(expiry) and expiry > 0):
+            raise InvalidInput("track_expiry_s must be a positive number of seconds", field=prefix + "track_expiry_s")
+        return StreamPlan(lift, window, hop, mode, self.lookahead if mode == "lookahead" else 0, expiry)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A checked stream configuration with every default resolved; ``lookahead`` is 0 in causal mode."""
+
+    options: LiftOptions
+    window: int
+    hop: int
+    mode: str
+    lookahead: int
+    expiry_s: float
+
+
+def _check_causal(lookahead: int, hop: int, prefix: str) -> None:
+    if lookahead:
+        raise InvalidInput("causal mode has no look-ahead; use lookahead mode", field=prefix + "lookahead")
+    if hop != 1:
+        raise InvalidInput(
+            "causal mode answers each frame from the window ending at it, so hop must be 1 "
+            "(lookahead mode shares one window between hop frames)",
+            field=prefix + "hop",
+        )
+
+
+def _check_lookahead(lookahead: int, hop: int, window: int, prefix: str) -> None:
+    if not 1 <= lookahead < window:
+        raise InvalidInput(
+            f"lookahead must be between 1 and {window - 1} frames (window {window})", field=prefix + "lookahead"
+        )
+    if hop > window - lookahead:
+        raise InvalidInput(
+            f"hop must be at most window - lookahead = {window - lookahead}: the frames a window answers must be in it",
+            field=prefix + "hop",
+        )
+
+
+# JSON types of each field: "format" and "choice" take strings (checked in full by `check`), "size" two numbers.
+LIFT_FIELDS: Final[dict[str, str]] = {
+    "format": "str",
+    "image_size": "size",
+    "normalization": "str",
+    "flip": "bool",
+    "rootrel": "bool",
+    "pixels": "bool",
+    "overlap": "int",
+}
+STREAM_FIELDS: Final[dict[str, str]] = {
+    "window": "int",
+    "hop": "int",
+    "mode": "str",
+    "lookahead": "int",
+    "track_expiry_s": "number",
+}
+assert set(LIFT_FIELDS) == {f.name for f in fields(LiftOptions)}
+assert set(STREAM_FIELDS) == {f.name for f in fields(StreamOptions)} - {"lift"}
+assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)
+
+_TYPE_WORDS: Final = {
+    "str": "a string",
+    "bool": "true or false",
+    "int": "an integer",
+    "number": "a number",
+    "size": "[width, height], two numbers",
+}
+
+
+def _float(value: object) -> float | None:
+    """A number (JSON's, or numpy's) as a float; None for anything else, a boolean, or an integer too large for
+    a float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | np_bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _convert(kind: str, value: object) -> object | None:
+    """``value`` as the Python value of ``kind``, or None when it is not one."""
+    if kind == "str":
+        return value if isinstance(value, str) else None
+    if kind == "bool":
+        return bool(value) if isinstance(value, bool | np_bool) else None
+    if kind == "int":
+        return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool | np_bool) else None
+    if kind == "number":
+        return _float(value)
+    if isinstance(value, list | tuple) and len(value) == 2:  # "size"
+        width, height = _float(value[0]), _float(value[1])
+        if width is not None and height is not None:
+            return (width, height)
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _typed(data: Mapping[str, object], types: Mapping[str, str], prefix: str) -> dict[str, object]:
+    """The given (not ``None``) fields of ``data``, type-checked."""
+    out: dict[str, object] = {}
+    for name, value in data.items():
+        kind = types.get(name)
+        if kind is None:
+            raise InvalidInput(f"unknown field; expected one of {', '.join(types)}", field=prefix + name)
+        if value is None:
+            continue
+        converted = _convert(kind, value)
+        if converted is None:
+            raise InvalidInput(f"must be {_TYPE_WORDS[kind]}, got {_short(value)}", field=prefix + name)
+        out[name] = converted
+    return out

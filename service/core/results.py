@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from service.core.backend import Array
 from service.core.options import LiftOptions
+
+# Stage names of the REST form of a Timing (its ``latency_ms`` object), in order.
+STAGES = ("preprocess", "queue", "inference", "postprocess", "total")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,40 @@ class Timing:
     batch_size: int
     batches: int
     windows: int
+
+    def stages_ms(self) -> dict[str, float]:
+        """Milliseconds per stage, keyed by ``STAGES``."""
+        return {stage: float(getattr(self, f"{stage}_ms")) for stage in STAGES}
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST form, merged into an answer: ``latency_ms`` (stages, rounded to the microsecond) and the
+        batch counts beside it. The gRPC form is ``Latency``, whose fields are this class's."""
+        return {
+            "latency_ms": {stage: round(ms, 3) for stage, ms in self.stages_ms().items()},
+            "batch_size": self.batch_size,
+            "batches": self.batches,
+            "windows": self.windows,
+        }
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> Timing:
+        """Read ``to_json``'s form back out of an answer; ``KeyError`` / ``TypeError`` when it is not there."""
+        ms = answer["latency_ms"]
+        return cls(
+            float(ms["preprocess"]),
+            float(ms["queue"]),
+            float(ms["inference"]),
+            float(ms["postprocess"]),
+            float(ms["total"]),
+            int(answer["batch_size"]),
+            int(answer["batches"]),
+            int(answer["windows"]),
+        )
+
+    @classmethod
+    def from_fields(cls, message: Any) -> Timing:
+        """From anything with this class's attributes (the gRPC ``Latency`` message)."""
+        return cls(**{f.name: getattr(message, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
 - **Expiry**: a track silent for ``expiry_s`` is forgotten (after its final window); a later frame with
   its id starts an empty window.
 
-Frames are validated with the core's checks (``stream_io.normalise_frame``) before any is used.
+Frames are checked and normalised by the functions requests go through (``arrays.check_pose``,
+``keypoints.normalise``) before any is used. Frames received, answered and skipped, and the streams open, are
+counted in the service's metrics.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from service.core import keypoints, windows
+from service.core.arrays import check_pose
 from service.core.backend import Array
-from service.core.lifter import Lifter
-from service.core.stream_config import FrameAnswer, StreamPlan, TrackFrame, normalise_frame
+from service.core.frames import FrameAnswer, FrameLatency, TrackFrame
+from service.core.metrics import Metrics
+from service.core.options import StreamPlan
+from service.core.results import Stamps
 from service.errors import InvalidInput, LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
@@ -80,26 +86,37 @@ class _End:
     error: LiftError | None = None
 
 
-class StreamSession:
-    """The state of one stream. ``push`` frames (sync, cheap), read ``answers()``, then ``finish()`` or
-    ``close()``.
+class Infer(Protocol):
+    """``Lifter.infer_windows``: the shared batcher's entry for normalised windows."""
 
-    ``timeout_s`` returns the time left before the stream's deadline (``None``: no deadline). A failure of
-    the core other than ``Overloaded`` (``Unavailable``, ``DeadlineExceeded``, ``BackendError``) ends the
-    stream: ``answers()`` raises it after the answers already queued.
+    def __call__(
+        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+    ) -> Awaitable[tuple[list[Array], Stamps]]: ...
+
+
+class StreamSession:
+    """The state of one stream (made by ``Lifter.open_stream``). ``push`` frames (sync, cheap), read
+    ``answers()``, then ``finish()``; ``close()`` in every case.
+
+    ``infer`` runs windows through the shared batcher; ``timeout_s`` returns the time left before the stream's
+    deadline (``None``: no deadline). A failure of the core other than ``Overloaded`` (``Unavailable``,
+    ``DeadlineExceeded``, ``BackendError``) ends the stream: ``answers()`` raises it after the answers already
+    queued.
     """
 
     def __init__(
         self,
-        lifter: Lifter,
+        infer: Infer,
         plan: StreamPlan,
         *,
+        metrics: Metrics,
         max_tracks: int,
         timeout_s: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._lifter = lifter
+        self._infer = infer
         self.plan = plan
+        self._metrics = metrics
         self._max_tracks = max_tracks
         self._timeout_s = timeout_s
         self._clock = clock
@@ -108,6 +125,8 @@ class StreamSession:
         self._queue: asyncio.Queue[FrameAnswer | _End] = asyncio.Queue(ANSWER_QUEUE)
         self._reaper: asyncio.TimerHandle | None = None
         self._stopped = False  # failed or closed: produce nothing more
+        self._closed = False
+        metrics.streams.inc()
 
     @property
     def tracks(self) -> list[str]:
@@ -119,6 +138,7 @@ class StreamSession:
         now = self._clock()
         self._expire(now)
         checked = self._check(frames)
+        self._metrics.stream_frames.labels("received").inc(len(frames))
         for frame, pose in zip(frames, checked, strict=True):
             track = self._tracks.get(frame.track_id)
             if track is None:
@@ -161,7 +181,10 @@ class StreamSession:
         await self._end(_End(error))
 
     async def close(self) -> None:
-        """Drop everything (the client went away or the stream failed): no more answers."""
+        """Drop everything (the client went away or the stream failed): no more answers. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._metrics.streams.dec()
         self._stopped = True
         if self._reaper is not None:
             self._reaper.cancel()
@@ -191,8 +214,16 @@ class StreamSession:
                 )
             if frame.timestamp_s is not None and not np.isfinite(frame.timestamp_s):
                 raise InvalidInput("timestamp_s must be finite", field=f"{frame.field}.timestamp_s")
-            poses.append(normalise_frame(frame, self.plan))
+            poses.append(self._normalise(frame))
         return poses
+
+    def _normalise(self, frame: TrackFrame) -> Array:
+        """One frame's keypoints, checked and normalised as a one-frame request would be: ``[17, 3]``."""
+        options = self.plan.options
+        where = f"{frame.field}.keypoints"
+        raw = check_pose(frame.keypoints, format=options.format, field=where)
+        pose: Array = keypoints.normalise(raw[None], options, field=where)[0]
+        return pose
 
     def _schedule(self, track: _Track, end: int, now: float) -> None:
         """Make the window ending at the track's newest frame answer frames ``[scheduled, end)``."""
@@ -203,15 +234,16 @@ class StreamSession:
         track.unreported = 0
         if track.pending is not None:  # latest frame wins: the waiting window is stale
             job.skipped += track.pending.skipped + len(track.pending.answer)
+            self._metrics.stream_frames.labels("skipped").inc(len(track.pending.answer))
         track.pending = job
         if track.worker is None:
             track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
             self._workers.add(track.worker)
             track.worker.add_done_callback(self._workers.discard)
 
-    @staticmethod
-    def _skip(track: _Track, job: _Job) -> None:
+    def _skip(self, track: _Track, job: _Job) -> None:
         """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
+        self._metrics.stream_frames.labels("skipped").inc(len(job.answer))
         carried = job.skipped + len(job.answer)
         if track.pending is not None:
             track.pending.skipped += carried
@@ -229,8 +261,7 @@ class StreamSession:
     async def _run(self, track: _Track, job: _Job) -> None:
         options, started = self.plan.options, self._clock()
         try:
-            run = self._lifter.infer_windows([job.window], flip=options.flip, timeout_s=self._timeout_s())
-            outputs, stamps = await run
+            outputs, stamps = await self._infer([job.window], flip=options.flip, timeout_s=self._timeout_s())
         except Overloaded:
             self._skip(track, job)
             return
@@ -254,15 +285,18 @@ class StreamSession:
                 joints3d_px=None if pixels is None else pixels[row],
                 lookahead=length - 1 - row,
                 window_frames=length,
-                total_ms=1000 * (self._clock() - frame.arrival),
-                lookahead_ms=1000 * (job.due - frame.arrival),
-                queue_ms=1000 * (started - job.due) + stamps.queue_ms,
-                inference_ms=stamps.inference_ms,
-                batch_size=stamps.batch_size,
+                latency=FrameLatency(
+                    total_ms=1000 * (self._clock() - frame.arrival),
+                    lookahead_ms=1000 * (job.due - frame.arrival),
+                    queue_ms=1000 * (started - job.due) + stamps.queue_ms,
+                    inference_ms=stamps.inference_ms,
+                    batch_size=stamps.batch_size,
+                ),
                 skipped=job.skipped if i == 0 else 0,
                 skipped_total=track.skipped_total,
             )
             await self._queue.put(answer)  # waits while the client is not reading: backpressure
+            self._metrics.stream_frames.labels("answered").inc()
 
     async def _end(self, end: _End) -> None:
         if self._stopped:

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from service.backends.triton.repo import write_production_config
 from service.model.checkpoint import count_parameters
 from service.model.dstformer import DSTformer
+from service.model.repository import write_production_config
 
 META_FILE = "motionlift.json"
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.model.trained import load_lifter
 from service.training.evaluate import cases, lift
 from service.training.mocap import load_mocap
 from service.training.synth import PARENTS
+from service.training.weights import load_lifter
 
 F64 = npt.NDArray[np.float64]
 _LEFT = {4, 5, 6, 11, 12, 13}

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from service.model.configs import resolve_config
-from service.model.trained import build_lifter, save_weights
 from service.training import synth
 from service.training.baseline import MLP_DEFAULTS
 from service.training.metrics import lifting_loss, mpjpe_loss
 from service.training.mocap import WindowSampler, load_mocap
 from service.training.progress import Progress
+from service.training.weights import build_lifter, save_weights
 
 CURVE_FIELDS = ("step", "seconds", "lr", "train_loss", "train_mpjpe_mm", "heldout_clean_mm", "heldout_noisy_mm")
 

@@ -17,6 +17,7 @@ from tests.conftest import Served
 from tests.integration.test_rest import walk
 
 SIZE = (1920.0, 1080.0)
+NEGATIVE = "score -1.5 is negative; a score is a confidence in [0, 1] (0 marks a missing joint, above 1 counts as 1)"
 
 
 def post(rest_url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -67,12 +68,12 @@ def test_tracks_and_options(client: MotionLiftClient, rest_url: str) -> None:
 
 def test_invalid_input_carries_the_field(client: MotionLiftClient) -> None:
     frames = np.asarray(walk(3))
-    frames[1, 4, 2] = 1.5
+    frames[1, 4, 2] = -1.5
     with pytest.raises(InvalidInput) as info:
         client.lift(frames, format="coco", image_size=SIZE)
     error = info.value
     prefix = "" if client._grpc is None else "tracks[0]."  # gRPC always sends tracks
-    assert (error.field, error.message) == (f"{prefix}keypoints[1][4][2]", "score 1.5 is outside [0, 1]")
+    assert (error.field, error.message) == (f"{prefix}keypoints[1][4][2]", NEGATIVE)
     assert error.http_status == 422 and any(n.startswith("request id: ") for n in error.__notes__)
     with pytest.raises(InvalidInput) as info:
         client.lift(frames, format="coco", normalization="pixel")  # without an image size

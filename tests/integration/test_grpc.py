@@ -20,6 +20,7 @@ from service.core.keypoints import JOINT_NAMES
 from tests.integration.test_rest import walk
 
 SIZE = pb.ImageSize(width=1920, height=1080)
+NEGATIVE = "score -1.5 is negative; a score is a confidence in [0, 1] (0 marks a missing joint, above 1 counts as 1)"
 
 
 @pytest.fixture
@@ -114,12 +115,12 @@ async def test_lift_options_as_rest(stub: Any, rest_url: str) -> None:
     ("change", "field", "message"),
     [
         ({"format": pb.FORMAT_UNSPECIFIED}, "format", "set the keypoint format"),
-        ({"format": 9}, "format", "unknown format 9"),
+        ({"format": 9}, "format", "unknown keypoint format 9; expected one of h36m, coco, halpe26"),
         ({"normalization": pb.NORMALIZATION_PIXEL, "image_size": None}, "image_size", "pixel normalization needs"),
         ({"overlap": 243}, "overlap", "overlap must be between 0 and 242"),
         ({"tracks": []}, "tracks", "send at least one track"),
         ({"values": 17 * 3 * 2 - 1}, "tracks[0].keypoints.values", "expected 2 x 17 x 3 = 102 values, got 101"),
-        ({"score": 1.5}, "tracks[0].keypoints[1][4][2]", "score 1.5 is outside [0, 1]"),
+        ({"score": -1.5}, "tracks[0].keypoints[1][4][2]", NEGATIVE),
         ({"joints": 26}, "tracks[0].keypoints[0]", "format 'coco' has 17 joints per frame, got 26"),
     ],
 )

@@ -51,7 +51,7 @@ def test_metrics_count_requests_batches_and_stages() -> None:
         assert httpx.post(f"{url}/lift", json={**BODY, "keypoints": []}).status_code == 422
         text = httpx.get(f"{url}/metrics").text
         assert metric(url, 'motionlift_requests_total{outcome="ok"}') == 3
-        assert metric(url, 'motionlift_requests_total{outcome="invalid_input"}') == 1  # 'x' fails in the schema
+        assert metric(url, 'motionlift_requests_total{outcome="invalid_input"}') == 2  # refused bodies count too
         assert metric(url, "motionlift_windows_total") == 6  # 3 x (window + flipped copy)
         assert metric(url, "motionlift_frames_total") == 30
         assert metric(url, "motionlift_batch_size_count") == 3

@@ -31,7 +31,7 @@ def test_mmpose_demo_predictions_two_persons_by_instance_index() -> None:
     assert data.frame_ids == (1, 2, 3, 4)  # the demo counts video frames from 1
     assert [(t.id, t.start, t.keypoints.shape) for t in data.tracks] == [("0", 0, (4, 17, 3)), ("1", 0, (4, 17, 3))]
     first = rule(0, range(4), 17)
-    first[0, 0, 2] = 1.0  # RTMPose's 1.07, clipped to the service's [0, 1]
+    first[0, 0, 2] = 1.07  # RTMPose's score as the file has it: the service's one rule takes it as 1
     np.testing.assert_array_equal(data.tracks[0].keypoints, first)
     # Person 1 is missing from the third frame: score 0, coordinates interpolated (the rule is linear in f).
     second = rule(1, range(4), 17)

@@ -17,13 +17,13 @@ from service.core.keypoints import (
     CROP_MIN_VALID_JOINTS,
     FLIP_PERM,
     JOINT_NAMES,
-    LAYOUTS,
     denormalise_pixel,
     flip,
     normalise_crop,
     normalise_pixel,
     to_h36m,
 )
+from service.core.options import FORMATS
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden_tiny.npz"
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -43,7 +43,7 @@ def test_joint_names_and_layouts() -> None:
         "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "thorax",
         "nose", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist",
     )  # fmt: skip
-    assert LAYOUTS == {"h36m": 17, "coco": 17, "halpe26": 26}
+    assert FORMATS == {"h36m": 17, "coco": 17, "halpe26": 26}
     assert CROP_MIN_VALID_JOINTS == 4
 
 
@@ -160,11 +160,11 @@ def test_halpe26_by_hand() -> None:
     np.testing.assert_allclose(out[0], np.array(expected, dtype=np.float32), rtol=1e-7, atol=0)
 
 
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(FORMATS))
 def test_two_channels_get_score_one(layout: str) -> None:
     rng = np.random.default_rng(0)
-    xy = rng.uniform(0, 500, size=(4, LAYOUTS[layout], 2))
-    with_score = np.concatenate([xy, np.ones((4, LAYOUTS[layout], 1))], axis=-1)
+    xy = rng.uniform(0, 500, size=(4, FORMATS[layout], 2))
+    with_score = np.concatenate([xy, np.ones((4, FORMATS[layout], 1))], axis=-1)
     out = to_h36m(xy, layout)
     assert out.shape == (4, 17, 3)
     assert np.all(out[..., 2] == 1.0)  # averaged joints too
@@ -188,7 +188,7 @@ def test_averaged_score_is_mean_and_input_untouched() -> None:
 
 
 def test_unknown_layout_raises() -> None:
-    with pytest.raises(ValueError, match="unknown keypoint layout 'openpose'"):
+    with pytest.raises(ValueError, match="unknown keypoint format 'openpose'"):
         to_h36m(np.zeros((1, 25, 3)), "openpose")
 
 

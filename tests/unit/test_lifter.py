@@ -19,7 +19,7 @@ async def test_big_request_is_prepared_off_the_loop_and_keeps_every_frame() -> N
         rng = np.random.default_rng(0)
         kp = rng.uniform(-1, 1, size=(frames, 17, 3)).astype(np.float32)
         kp[..., 2] = 1.0
-        options = LiftOptions(layout="h36m", normalization="none", flip=False, rootrel=False)
+        options = LiftOptions(format="h36m", normalization="none", flip=False, rootrel=False)
         small = await lifter.lift([Track("a", kp[:50])], options)
         big = await lifter.lift([Track("a", kp)], options)
     finally:

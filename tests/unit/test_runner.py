@@ -15,11 +15,11 @@ from service.backends.torchscript.runner import (
     Runner,
     native_precision,
     select_device,
-    torch_dtype,
 )
 from service.model.checkpoint import build_model
 from service.model.configs import resolve_config
 from service.model.export import script
+from service.model.precision import torch_dtype
 
 
 @pytest.fixture(scope="module")

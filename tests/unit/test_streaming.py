@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from service.config import Settings
+from service.core.frames import FrameAnswer, TrackFrame
 from service.core.lifter import Lifter
-from service.core.stream_config import FrameAnswer, StreamConfig, StreamPlan, TrackFrame, resolve
+from service.core.options import StreamOptions, StreamPlan
 from service.core.streams import StreamSession
 from service.errors import DeadlineExceeded, InvalidInput, Overloaded
 from tests.fakes import FakeBackend
@@ -43,13 +44,17 @@ async def lifter() -> AsyncIterator[Lifter]:
     await lifter.close()
 
 
+def resolve(**config: Any) -> StreamPlan:
+    return StreamOptions.from_mapping(config).resolve(model_window=WINDOW)
+
+
 def plan(**config: Any) -> StreamPlan:
-    return resolve(StreamConfig(layout="h36m", normalization="none", **config), model_window=WINDOW)
+    return resolve(**{"format": "h36m", "normalization": "none", **config})
 
 
 def session(lifter: Lifter, clock: Clock | None = None, **config: Any) -> StreamSession:
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    return StreamSession(lifter, plan(**config), max_tracks=3, **kwargs)
+    return StreamSession(lifter.infer_windows, plan(**config), metrics=lifter.metrics, max_tracks=3, **kwargs)
 
 
 def frame(t: int, track: str = "a", i: int = 0, **kw: Any) -> TrackFrame:
@@ -86,7 +91,7 @@ def test_resolve_defaults_and_errors() -> None:
     bad: list[tuple[dict[str, Any], str]] = [
         ({"normalization": None}, "config.image_size"),  # would be crop
         ({"normalization": "crop", "image_size": (640, 480)}, "config.normalization"),
-        ({"layout": "body25"}, "config.format"),
+        ({"format": "body25"}, "config.format"),
         ({"pixels": True}, "config.pixels"),
         ({"window": WINDOW + 1}, "config.window"),
         ({"hop": 2}, "config.hop"),
@@ -94,14 +99,17 @@ def test_resolve_defaults_and_errors() -> None:
         ({"mode": "lookahead"}, "config.lookahead"),
         ({"mode": "lookahead", "lookahead": WINDOW}, "config.lookahead"),
         ({"mode": "lookahead", "lookahead": 3, "hop": WINDOW - 2}, "config.hop"),
-        ({"expiry_s": -1.0}, "config.track_expiry_s"),
+        ({"track_expiry_s": -1.0}, "config.track_expiry_s"),
+        ({"overlap": 2}, "config.overlap"),
+        ({"mode": "ahead"}, "config.mode"),
+        ({"window": "8"}, "config.window"),
     ]
     for change, field in bad:
-        config = {"layout": "h36m", "normalization": "none", **change}
+        config = {"format": "h36m", "normalization": "none", **change}
         with pytest.raises(InvalidInput) as info:
-            resolve(StreamConfig(**config), model_window=WINDOW)
+            resolve(**config)
         assert info.value.field == field, change
-    pixel = resolve(StreamConfig(layout="coco", image_size=(640, 480)), model_window=WINDOW)
+    pixel = resolve(format="coco", image_size=(640, 480))
     assert pixel.options.resolved_normalization() == "pixel" and pixel.options.resolved_pixels()
 
 
@@ -112,7 +120,7 @@ async def test_causal_answers_each_frame_from_the_window_ending_at_it(lifter: Li
         (answer,) = await take(s, 1)
         assert (answer.frame_index, answer.lookahead, answer.window_frames) == (t, 0, min(t + 1, WINDOW))
         expect(answer, t, first=max(0, t - WINDOW + 1))
-        assert (answer.skipped, answer.skipped_total, answer.batch_size) == (0, 0, 2)  # + its flipped copy
+        assert (answer.skipped, answer.skipped_total, answer.latency.batch_size) == (0, 0, 2)  # + its flipped copy
     assert await rest(s) == []
 
 
@@ -207,7 +215,7 @@ async def test_tracks_keep_their_own_windows(lifter: Lifter) -> None:
 
 async def test_silent_tracks_expire(lifter: Lifter) -> None:
     clock = Clock()
-    s = session(lifter, clock=clock, expiry_s=5.0)
+    s = session(lifter, clock=clock, track_expiry_s=5.0)
     s.push([frame(0, "a"), frame(0, "b")])
     await take(s, 2)
     clock.now += 3
@@ -225,7 +233,7 @@ async def test_silent_tracks_expire(lifter: Lifter) -> None:
 
 
 async def test_an_idle_stream_expires_its_tracks_and_answers_their_last_frames(lifter: Lifter) -> None:
-    s = session(lifter, mode="lookahead", lookahead=2, expiry_s=0.01)
+    s = session(lifter, mode="lookahead", lookahead=2, track_expiry_s=0.01)
     s.push([frame(0)])  # waits for 2 later frames that never come
     (answer,) = await take(s, 1)  # the expiry timer answers it from the window ending at it
     assert (answer.frame_index, answer.lookahead) == (0, 0)
@@ -238,7 +246,7 @@ async def test_an_idle_stream_expires_its_tracks_and_answers_their_last_frames(l
     [
         ([TrackFrame("a", np.full((17, 3), np.nan), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0]"),
         ([TrackFrame("a", np.zeros((26, 3)), field="frame.tracks[0]")], "frame.tracks[0].keypoints"),
-        ([TrackFrame("a", np.full((17, 3), 2.0), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0][2]"),
+        ([TrackFrame("a", np.full((17, 3), -2.0), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0][2]"),
         ([frame(0, "a"), frame(1, "a", i=1)], "frame.tracks[1]"),
         ([frame(0, t, i=i) for i, t in enumerate("abcd")], "frame.tracks[3]"),
         ([frame(0, "a", frame_index=5)], "frame.tracks[0].frame_index"),
@@ -259,7 +267,7 @@ async def test_bad_frames_name_the_field_and_change_nothing(
 
 
 async def test_a_core_failure_ends_the_stream(lifter: Lifter) -> None:
-    s = StreamSession(lifter, plan(), max_tracks=1, timeout_s=lambda: 0.0)
+    s = StreamSession(lifter.infer_windows, plan(), metrics=lifter.metrics, max_tracks=1, timeout_s=lambda: 0.0)
     s.push([frame(0)])
     with pytest.raises(DeadlineExceeded):
         await take(s, 1)

@@ -18,12 +18,12 @@ from service.cli import main
 from service.core.keypoints import normalise_crop, normalise_pixel
 from service.model.checkpoint import load_state_dict
 from service.model.export import read_meta
-from service.model.trained import load_lifter
 from service.training import synth
 from service.training.evaluate import evaluate_model
 from service.training.metrics import accel_error, mpjpe, p_mpjpe
 from service.training.mocap import Sequence, WindowSampler, load_mocap
 from service.training.train import TrainConfig, train
+from service.training.weights import load_lifter
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mocap_cmu_martial06.npz"
 MICRO = {"dim_feat": 32, "dim_rep": 32, "depth": 1, "num_heads": 4, "mlp_ratio": 2, "maxlen": 16}

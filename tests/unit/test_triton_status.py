@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from service.backends.triton.repo import production_config, repository_model_dir
 from service.backends.triton.status import ServerStats, status_code, to_lift_error
 from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
+from service.model.repository import production_config, repository_model_dir
 
 
 class FakeTritonError(Exception):
@@ -67,7 +67,7 @@ sys.meta_path.insert(0, Block())
 from service.cli import build_parser
 from service.config import Settings
 from service.api.server import build_app
-build_parser()
+build_parser(["serve"])
 build_app(Settings(backend="triton"))
 import service.backends.triton.metrics, service.backends.triton.repo
 """

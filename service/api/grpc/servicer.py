@@ -1,6 +1,6 @@
-"""The gRPC edge: ``motionlift.v1.Lifter`` (unary ``Lift``, bidirectional ``LiftStream``), standard health
-checking (``grpc.health.v1``) and server reflection, on a ``grpc.aio`` server in the process and event loop
-of the REST app (the FastAPI lifespan starts and stops it; see ``service.api.server``).
+"""The gRPC servicer of ``motionlift.v1.Lifter`` (unary ``Lift``, bidirectional ``LiftStream``): it only
+translates messages (``wire``) and calls the core (``Lifter.lift``, ``Lifter.open_stream``). The server around
+it (health, reflection, lifecycle) is ``service.api.grpc.server``.
 
 Errors: a ``LiftError`` from the core ends the call with ``grpc.StatusCode[error.grpc_code]`` (the one
 error table, ``service.errors``) and the details ``"<field>: <message>"``; trailing metadata carries
@@ -16,28 +16,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import NoReturn, TypeAlias
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from service.api.grpc import wire
-from service.api.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
-from service.config import Settings
+from service.api.pb.motionlift.v1 import lift_pb2 as pb
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from service.core.lifter import Lifter
 from service.core.results import coordinates
-from service.core.stream_config import resolve
 from service.core.streams import StreamSession
 from service.errors import LiftError
 
 log = logging.getLogger(__name__)
 
-SERVICE = lift_pb2.DESCRIPTOR.services_by_name["Lifter"].full_name  # "motionlift.v1.Lifter"
-GRACE_S = 5.0  # how long calls in flight may finish once shutdown starts (health is NOT_SERVING by then)
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _request_id(context: Any) -> str:
+def _request_id(context: Context) -> str:
     """The caller's ``x-request-id`` metadata, or a new id."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
@@ -45,7 +41,7 @@ def _request_id(context: Any) -> str:
     return uuid.uuid4().hex
 
 
-async def _abort(context: Any, exc: BaseException, request_id: str, method: str) -> NoReturn:
+async def _abort(context: Context, exc: BaseException, request_id: str, method: str) -> NoReturn:
     """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does)."""
     metadata: list[tuple[str, str]] = [("x-request-id", request_id)]
     if isinstance(exc, LiftError):
@@ -68,21 +64,25 @@ async def _abort(context: Any, exc: BaseException, request_id: str, method: str)
 class LifterServicer(lift_pb2_grpc.LifterServicer):
     """``motionlift.v1.Lifter`` over a started ``Lifter``."""
 
-    def __init__(self, lifter: Lifter, settings: Settings) -> None:
+    def __init__(self, lifter: Lifter) -> None:
         self._lifter = lifter
-        self._settings = settings
 
-    async def Lift(self, request: Any, context: Any) -> Any:
+    async def Lift(self, request: pb.LiftRequest, context: Context) -> pb.LiftResponse:
         """Decode, ``Lifter.lift`` with the call's remaining time, encode; errors as the module says."""
         request_id = _request_id(context)
         try:
-            tracks, options = wire.lift_input(request)
+            try:
+                tracks, options = wire.lift_input(request)
+            except LiftError as exc:
+                raise self._lifter.refused(exc) from None
             result = await self._lifter.lift(tracks, options, timeout_s=context.time_remaining())
             return wire.lift_response(result, request_id, self._lifter.info)
         except Exception as exc:
             await _abort(context, exc, request_id, "Lift")
 
-    async def LiftStream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+    async def LiftStream(
+        self, requests: AsyncIterator[pb.StreamRequest], context: Context
+    ) -> AsyncIterator[pb.StreamResponse]:
         """Config first, then frames; answers as ``service.core.streams`` describes. The client's half-close
         flushes the remaining frames and ends the call with OK; a bad frame ends it INVALID_ARGUMENT."""
         request_id = _request_id(context)
@@ -92,10 +92,8 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             first = await anext(aiter(requests), None)
             if first is None:
                 return
-            plan = resolve(wire.stream_config(first), model_window=self._lifter.info.window)
-            session = StreamSession(
-                self._lifter, plan, max_tracks=self._settings.max_tracks, timeout_s=context.time_remaining
-            )
+            session = self._lifter.open_stream(wire.stream_options(first), timeout_s=context.time_remaining)
+            plan = session.plan
             yield wire.stream_started(plan, coordinates(plan.options), self._lifter.info)
             reader = asyncio.create_task(self._read(requests, session, request_id), name="stream reader")
             async for answer in session.answers():
@@ -111,7 +109,7 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
                 await session.close()
 
     @staticmethod
-    async def _read(requests: AsyncIterator[Any], session: StreamSession, request_id: str) -> None:
+    async def _read(requests: AsyncIterator[pb.StreamRequest], session: StreamSession, request_id: str) -> None:
         # Reads as fast as frames come, so they wait in the session's bounded state, not in gRPC's buffers.
         try:
             async for request in requests:
@@ -122,51 +120,3 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         except Exception:
             log.exception("unhandled error reading LiftStream (request %s)", request_id)
             await session.fail(LiftError("internal error"))  # INTERNAL; _abort adds the request id
-
-
-class RpcServer:
-    """The gRPC server of one service process. Cheap to construct; ``start()`` binds and serves,
-    ``stop()`` turns health NOT_SERVING first, then lets calls in flight finish for ``grace_s``.
-
-    ``port`` is the bound port once started (``settings.grpc_port`` 0 picks a free one). Raises
-    ``RuntimeError`` from ``start()`` when the address cannot be bound.
-    """
-
-    def __init__(self, lifter: Lifter, settings: Settings, *, grace_s: float = GRACE_S) -> None:
-        self._lifter = lifter
-        self._settings = settings
-        self._grace_s = grace_s
-        self._server: Any = None
-        self.health: Any = None
-        self.port: int | None = None
-
-    async def start(self) -> None:
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", self._settings.max_body_bytes),
-                ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
-            ]
-        )
-        servicer = LifterServicer(self._lifter, self._settings)
-        lift_pb2_grpc.add_LifterServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        services = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(services, server)
-        address = f"{self._settings.host}:{self._settings.grpc_port}"
-        self.port = server.add_insecure_port(address)
-        # Set before serving: the servicer starts with "" SERVING, which must not show before the model is ready.
-        serving = health_pb2.HealthCheckResponse.SERVING
-        status = serving if self._lifter.ready else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE):  # "" = the whole server, as load balancers ask
-            await self.health.set(name, status)
-        await server.start()
-        self._server = server
-        log.info("gRPC on %s:%d", self._settings.host, self.port)
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        await self.health.enter_graceful_shutdown()  # NOT_SERVING before anything stops
-        await server.stop(self._grace_s)

@@ -1,20 +1,26 @@
-"""REST wire models: what ``POST /lift`` accepts and answers, as documented at ``/docs``.
+"""REST wire models, for the OpenAPI document at ``/docs`` only: requests are parsed by ``body.parse`` and
+answers written by orjson, so these models never see a request.
 
-They only describe JSON types; every check on values (shapes, NaN, limits, option consistency) is the
-core's (``service.core.options``), so REST and gRPC answer the same input the same way.
+The request's option fields are derived from ``LiftOptions`` (names, types, defaults, ``FIELD_DOCS``), the latency
+object from the core's stage names: one definition each, which the document follows.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from service.core.options import CHOICES, FIELD_DOCS, LiftOptions
+from service.core.results import STAGES
 
 Keypoints = list[list[list[float]]]
 
 KEYPOINTS_DOC = (
-    "frames x joints x [x, y] or [x, y, score]; joints in the order of `format`; score in [0, 1] "
-    "(default 1; 0 marks a missing joint)"
+    "frames x joints x [x, y] or [x, y, score]; joints in the order of `format`; score a confidence, default 1, "
+    "0 marks a missing joint, above 1 counts as 1, negative is refused"
 )
 
 
@@ -27,55 +33,37 @@ class TrackIn(BaseModel):
     keypoints: Keypoints = Field(description=KEYPOINTS_DOC)
 
 
-class LiftRequest(BaseModel):
-    """A sequence (``keypoints``) or several (``tracks``) of 2D keypoints to lift to 3D."""
+def _option_fields() -> dict[str, Any]:
+    """``name -> (annotation, Field)`` for every ``LiftOptions`` field."""
+    hints = typing.get_type_hints(LiftOptions)
+    out: dict[str, Any] = {}
+    for f in fields(LiftOptions):
+        annotation = hints[f.name]
+        if f.name in CHOICES:  # Literal["h36m", "coco", ...] from the option's choices
+            choice = typing.cast(Any, Literal)[CHOICES[f.name]]
+            annotation = choice if f.default is MISSING else choice | None
+        default = ... if f.default is MISSING else f.default
+        out[f.name] = (annotation, Field(default, description=FIELD_DOCS[f.name]))
+    return out
 
-    model_config = ConfigDict(
+
+LiftRequest = create_model(
+    "LiftRequest",
+    __config__=ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [
-                {
-                    "keypoints": [[[960.0, 540.0, 0.9]] * 17],
-                    "format": "h36m",
-                    "image_size": [1920, 1080],
-                }
-            ]
+            "description": "A sequence (`keypoints`) or several (`tracks`) of 2D keypoints to lift to 3D; "
+            "send exactly one of the two.",
+            "examples": [{"keypoints": [[[960.0, 540.0, 0.9]] * 17], "format": "h36m", "image_size": [1920, 1080]}],
         },
-    )
+    ),
+    keypoints=(Keypoints | None, Field(None, description=KEYPOINTS_DOC)),
+    tracks=(list[TrackIn] | None, Field(None, description="several sequences (persons) in one request")),
+    **_option_fields(),
+)
 
-    keypoints: Keypoints | None = Field(None, description=KEYPOINTS_DOC)
-    tracks: list[TrackIn] | None = Field(None, description="several sequences (persons) in one request")
-    format: Literal["h36m", "coco", "halpe26"] = Field(
-        description="joint layout: Human3.6M-17, COCO-17 (RTMPose, YOLO-pose, MMPose) or Halpe-26 (AlphaPose)"
-    )
-    image_size: tuple[float, float] | None = Field(None, description="[width, height] of the video in pixels")
-    normalization: Literal["pixel", "crop", "none"] | None = Field(
-        None,
-        description="pixel: by the image size (default when image_size is given); crop: by the sequence's "
-        "bounding box (default otherwise); none: coordinates are already normalised to [-1, 1]",
-    )
-    flip: bool = Field(True, description="flip test-time augmentation (2x compute, more accurate)")
-    rootrel: bool = Field(False, description="root-centred output: the pelvis at the origin in every frame")
-    pixels: bool | None = Field(
-        None, description="also answer in pixels (joints3d_px); default: when pixel normalization is used"
-    )
-    overlap: int | None = Field(
-        None, description="frames shared by consecutive windows (cross-faded); 0 = the official clipping"
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> LiftRequest:
-        if (self.keypoints is None) == (self.tracks is None):
-            raise ValueError("send exactly one of keypoints (one sequence) or tracks (several)")
-        return self
-
-
-class Latency(BaseModel):
-    preprocess: float
-    queue: float
-    inference: float
-    postprocess: float
-    total: float
+_STAGE_FIELDS: dict[str, Any] = {stage: (float, Field(description=f"{stage}, ms")) for stage in STAGES}
+Latency = create_model("Latency", **_STAGE_FIELDS)
 
 
 class Coordinates(BaseModel):
@@ -102,7 +90,7 @@ class LiftResponse(BaseModel):
     tracks: list[TrackOut] | None = None
     joint_names: list[str]
     coordinates: Coordinates
-    latency_ms: Latency
+    latency_ms: Latency  # type: ignore[valid-type]
     batch_size: int
     batches: int
     windows: int

@@ -20,26 +20,14 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from service.core.backend import Array
+from service.model.precision import torch_dtype
 
 log = logging.getLogger(__name__)
-
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
-
-
-def torch_dtype(precision: str) -> Any:
-    """The torch dtype of a precision name; ``ValueError`` naming the choices for anything else."""
-    import torch
-
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return dtypes[precision]
 
 
 def select_device(requested: str) -> str:

@@ -1,0 +1,88 @@
+"""``motionlift serve``: one flag per ``Settings`` field (derived, with the field's description as help), each
+overriding the ``MOTIONLIFT_<NAME>`` environment variable of that field; then the server runs until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from service.config import Settings
+
+ON = ("on", "true", "yes", "1")
+OFF = ("off", "false", "no", "0")
+
+
+def _switch(text: str) -> bool:
+    word = text.strip().lower()
+    if word not in ON + OFF:
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return word in ON
+
+
+def _flag_type(annotation: Any) -> tuple[Callable[[str], Any], tuple[str, ...] | None]:
+    """How a flag's text becomes the field's value, and its choices (for ``Literal`` fields)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # X | None: the flag gives an X
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        return str, tuple(typing.get_args(annotation))
+    if annotation is bool:
+        return _switch, None
+    if annotation in (int, float, Path):
+        return annotation, None
+    return str, None  # str, and list[str] given comma-separated (Settings splits it)
+
+
+def add_arguments(serve: argparse.ArgumentParser) -> None:
+    """A flag ``--<field-name>`` for every ``Settings`` field; unset flags are ``None`` (environment, default)."""
+    for name, info in Settings.model_fields.items():
+        kind, choices = _flag_type(info.annotation)
+        env = f"MOTIONLIFT_{name.upper()}"
+        text = f"{info.description} [env {env}]"
+        metavar = "on|off" if kind is _switch else None
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            choices=choices,
+            metavar=metavar,
+            default=None,
+            help=text,
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment first, then every flag that was given on the command line."""
+    overrides = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
+    return Settings(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.backends.torchscript.heap import keep_freed_memory
+
+    keep_freed_memory()  # before any thread starts (service/backends/torchscript/heap.py says why)
+    settings = settings_from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = _preflight(settings)
+    if problem:
+        print(f"motionlift serve: {problem}", file=sys.stderr)
+        return 2
+    from service.api.server import run as serve
+
+    serve(settings)
+    return 0
+
+
+def _preflight(settings: Settings) -> str | None:
+    """Why the in-process model cannot start, in one line before the server starts rather than in a startup
+    traceback; None when it can (and always for the Triton backend)."""
+    if settings.backend != "torchscript":
+        return None
+    from service.backends.torchscript.backend import startup_problem
+
+    return startup_problem(settings.model, settings.device)

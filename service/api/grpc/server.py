@@ -1,0 +1,86 @@
+"""The gRPC server of the service: ``motionlift.v1.Lifter`` (``servicer``), standard health checking
+(``grpc.health.v1``) and server reflection, on a ``grpc.aio`` server in the process and event loop of the REST
+app (the FastAPI lifespan starts and stops it; see ``service.api.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.api.grpc.servicer import LifterServicer
+from service.api.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
+from service.config import Settings
+from service.core.lifter import Lifter
+
+log = logging.getLogger(__name__)
+
+SERVICE = lift_pb2.DESCRIPTOR.services_by_name["Lifter"].full_name  # "motionlift.v1.Lifter"
+GRACE_S = 5.0  # how long calls in flight may finish once shutdown starts (health is NOT_SERVING by then)
+
+
+class RpcServer:
+    """The gRPC server of one service process. Cheap to construct; ``start()`` binds and serves,
+    ``stop()`` turns health NOT_SERVING first, then lets calls in flight finish for ``grace_s``.
+
+    ``port`` is the bound port once started (``settings.grpc_port`` 0 picks a free one). Raises
+    ``RuntimeError`` from ``start()`` when the address cannot be bound.
+    """
+
+    def __init__(self, lifter: Lifter, settings: Settings, *, grace_s: float = GRACE_S) -> None:
+        self._lifter = lifter
+        self._settings = settings
+        self._grace_s = grace_s
+        self._server: Any = None
+        self.health: Any = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self._settings.max_body_bytes),
+                ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
+            ]
+        )
+        servicer = LifterServicer(self._lifter)
+        lift_pb2_grpc.add_LifterServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        services = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(services, server)
+        address = f"{self._settings.host}:{self._settings.grpc_port}"
+        self.port = server.add_insecure_port(address)
+        # Set before serving: the servicer starts with "" SERVING, which must not show before the model is ready.
+        serving = health_pb2.HealthCheckResponse.SERVING
+        status = serving if self._lifter.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE):  # "" = the whole server, as load balancers ask
+            await self.health.set(name, status)
+        await server.start()
+        self._server = server
+        log.info("gRPC on %s:%d", self._settings.host, self.port)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING before anything stops
+        await server.stop(self._grace_s)
+
+
+async def follow_readiness(lifter: Lifter, rpc: RpcServer, period_s: float = 0.25) -> None:
+    """Mirror ``lifter.ready`` into gRPC health (``""`` and the Lifter service) until cancelled, as /readyz
+    follows it. Once shutdown has begun the health servicer ignores updates, so this never revives it."""
+    last: bool | None = None
+    while True:
+        ready = lifter.ready
+        if ready != last:
+            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", SERVICE):
+                await rpc.health.set(name, status)
+            last = ready
+        await asyncio.sleep(period_s)

@@ -1,0 +1,118 @@
+"""REST routes: the probes (``/healthz``, ``/readyz``, ``/metrics``, ``/v1/model``) and ``POST /lift``.
+
+``/lift`` reads its body itself (``body.parse``: orjson and numpy, in a worker thread when large), calls
+``Lifter.lift`` and writes the answer with orjson straight from the float32 arrays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.api.rest import body as lift_body
+from service.api.rest.schemas import ErrorResponse, LiftResponse
+from service.core.keypoints import JOINT_NAMES
+from service.core.lifter import Lifter
+from service.core.results import LiftResult, TrackResult
+from service.errors import LiftError
+
+log = logging.getLogger(__name__)
+
+# Answers are written by orjson straight from the float32 arrays (the shortest text that reads back as the
+# same float32): for a 243-frame answer 1.8 ms on the event loop, against 30 ms for round + tolist + json.
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (413, 422, 503, 504)}
+
+
+def add_probes(app: FastAPI, lifter: Lifter) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (the model serves), ``/metrics``, ``/v1/model``."""
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The model is loaded and warmed up", responses={503: {"model": dict}})
+    async def readyz() -> JSONResponse:
+        ready = lifter.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(lifter.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/model", summary="The served model")
+    async def model() -> dict[str, Any]:
+        return lifter.info.describe(JOINT_NAMES)
+
+
+def add_lift(app: FastAPI, lifter: Lifter) -> None:
+    """``POST /lift``: errors are the core's ``LiftError``s, answered by the app's handler."""
+
+    @app.post("/lift", summary="Lift 2D keypoint sequences to 3D joints", response_model=LiftResponse, responses=ERRORS)
+    async def lift(request: Request) -> Response:
+        content = await request.body()
+        try:
+            if len(content) > lift_body.INLINE_BYTES:
+                parsed = await asyncio.to_thread(lift_body.parse, content)
+            else:
+                parsed = lift_body.parse(content)
+        except LiftError as exc:
+            raise lifter.refused(exc) from None
+        result = await _unless_disconnected(request, lifter.lift(parsed.tracks, parsed.options))
+        if result is None:  # nobody to answer; 499 as nginx logs it
+            return Response(status_code=499)
+        payload = answer(result, request.state.request_id, lifter, ids=parsed.ids)
+        return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, LiftResult]) -> LiftResult | None:
+    """Await ``work`` unless the client disconnects first: then cancel it (which drops its queued windows)
+    and return None. Once the body is read, the ASGI ``receive`` returns only when the client disconnects."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        log.info("client went away; request %s dropped", request.state.request_id)
+        return None
+    return task.result()
+
+
+def _arrays(track: TrackResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"joints3d": np.ascontiguousarray(track.joints3d)}
+    if track.joints3d_px is not None:
+        out["joints3d_px"] = np.ascontiguousarray(track.joints3d_px)
+    return out
+
+
+def answer(result: LiftResult, request_id: str, lifter: Lifter, *, ids: list[str | int] | None) -> dict[str, Any]:
+    """The JSON answer: one sequence's arrays at the top (``ids`` None), else ``tracks`` with the ids as sent."""
+    payload: dict[str, Any] = {"request_id": request_id}
+    if ids is None:
+        payload["frames"] = len(result.tracks[0].joints3d)
+        payload.update(_arrays(result.tracks[0]))
+    else:
+        payload["frames"] = sum(len(t.joints3d) for t in result.tracks)
+        payload["tracks"] = [
+            {"id": tid, "frames": len(t.joints3d), **_arrays(t)} for tid, t in zip(ids, result.tracks, strict=True)
+        ]
+    payload.update(joint_names=list(JOINT_NAMES), coordinates=result.coordinates)
+    payload.update(result.timing.to_json())
+    payload["model"] = lifter.info.ref()
+    return payload
