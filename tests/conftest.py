@@ -9,9 +9,8 @@ import pytest
 
 from service.api.server import build_app
 from service.config import Settings
+from tests.data import FIXTURES
 from tests.servers import serve_rest
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -57,17 +56,3 @@ def rest_url(served: Served) -> str:
 @pytest.fixture(scope="session")
 def grpc_target(served: Served) -> str:
     return served.grpc_target
-
-
-def project(
-    joints_mm: np.ndarray,
-    *,
-    width: int = 1920,
-    height: int = 1080,
-    focal: float = 1200.0,
-    distance_mm: float = 4500.0,
-) -> np.ndarray:
-    """Pinhole projection of Y-up world joints seen from the front: pixels ``[T, 17, 2]``."""
-    centred = joints_mm - joints_mm[:, :1].mean(axis=0, keepdims=True)
-    x, y, z = centred[..., 0], -centred[..., 1], centred[..., 2] + distance_mm
-    return np.stack([focal * x / z + width / 2, focal * y / z + height / 2], axis=-1).astype(np.float32)

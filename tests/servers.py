@@ -1,10 +1,11 @@
-"""Real servers for tests: uvicorn on 127.0.0.1, port 0, in a background thread with its own loop."""
+"""Real servers for tests: uvicorn on 127.0.0.1, port 0, in a background thread with its own loop; waiting on
+their state."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -29,3 +30,12 @@ def serve_rest(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Wait for a condition of the server's state (not a timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)

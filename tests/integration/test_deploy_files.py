@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).parents[2]
+from tests.data import REPO
+
 BIN = Path(sys.executable).parent
 
 

@@ -21,9 +21,8 @@ from service.api.server import build_app
 from service.config import Settings
 from service.core.lifter import Lifter
 from tests.fakes import FakeBackend
-from tests.integration.test_grpc import keypoints, rpc_error, trailing
-from tests.integration.test_rest_load import until
-from tests.servers import serve_rest
+from tests.rpc import keypoints, rpc_error, trailing
+from tests.servers import serve_rest, until
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 

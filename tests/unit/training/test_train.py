@@ -24,8 +24,9 @@ from service.training.metrics import accel_error, mpjpe, p_mpjpe
 from service.training.mocap import Sequence, WindowSampler, load_mocap
 from service.training.train import TrainConfig, train
 from service.training.weights import load_lifter
+from tests.data import FIXTURES
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mocap_cmu_martial06.npz"
+FIXTURE = FIXTURES / "mocap_cmu_martial06.npz"
 MICRO = {"dim_feat": 32, "dim_rep": 32, "depth": 1, "num_heads": 4, "mlp_ratio": 2, "maxlen": 16}
 
 

@@ -5,28 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-from collections.abc import Callable
 
 import httpx
 
 from service.api.rest.app import create_app
 from service.config import Settings
 from service.core.lifter import Lifter
+from tests.data import walk
 from tests.fakes import FakeBackend
-from tests.integration.test_rest import walk
-from tests.servers import serve_rest
+from tests.servers import serve_rest, until
 
 BODY = {"keypoints": walk(5), "format": "coco", "image_size": [1920, 1080]}
-
-
-def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    """Wait for a condition of the server's state (not a timing assertion)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def metric(url: str, name: str) -> float:

@@ -17,35 +17,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from service.core.keypoints import JOINT_NAMES
-from tests.integration.test_rest import walk
-
-SIZE = pb.ImageSize(width=1920, height=1080)
-NEGATIVE = "score -1.5 is negative; a score is a confidence in [0, 1] (0 marks a missing joint, above 1 counts as 1)"
+from tests.data import NEGATIVE, walk
+from tests.rpc import SIZE, joints, keypoints, rpc_error, trailing
 
 
 @pytest.fixture
 async def stub(grpc_target: str) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         yield lift_pb2_grpc.LifterStub(channel)
-
-
-def keypoints(frames: Any) -> Any:
-    array = np.asarray(frames, np.float32)
-    return pb.Keypoints(frames=array.shape[0], joints=array.shape[1], channels=array.shape[2], values=array.ravel())
-
-
-def joints(message: Any) -> np.ndarray:
-    return np.asarray(message.values, np.float32).reshape(message.frames, message.joints, 3)
-
-
-async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    return info.value
-
-
-def trailing(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    return {k: v for k, v in error.trailing_metadata() or ()}
 
 
 async def test_lift_answers_what_rest_answers(stub: Any, rest_url: str) -> None:

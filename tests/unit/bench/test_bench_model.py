@@ -25,6 +25,7 @@ from service.bench.model import (
 from service.bench.peak import matmul_peak, parse_shapes, timed
 from service.cli import main
 from service.model.configs import CONFIGS
+from tests.data import REPO
 
 SECONDS = 0.05
 SMALL_GEMMS = [(64, 64, 64), (128, 128, 128)]
@@ -110,7 +111,7 @@ def test_run_rows_peaks_and_maxlen_skip(short_tiny: str) -> None:
 
 def test_default_is_the_trained_model_with_maxlen_27() -> None:
     name, hparams = resolve_bench_config("default")
-    spec = json.loads((Path(__file__).resolve().parents[2] / "service/model/weights/default.json").read_text())
+    spec = json.loads((REPO / "service/model/weights/default.json").read_text())
     assert (name, hparams) == ("default", spec["hyperparams"])
     assert hparams["maxlen"] == 27
 

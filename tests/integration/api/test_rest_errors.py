@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_rest import walk
+from tests.data import walk
 
 GOOD: dict[str, Any] = {"keypoints": walk(5), "format": "coco", "image_size": [1920, 1080]}
 

@@ -13,8 +13,8 @@ from service.model.checkpoint import build_model, count_parameters, load_state_d
 from service.model.configs import CONFIGS, resolve_config
 from service.model.dstformer import DSTformer
 from service.model.export import export_torchscript, load_torchscript, model_meta, read_meta
+from tests.data import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LENGTHS = [1, 27, 81, 100, 243]
 TOL = 1e-4
 TINY_PARAMS = 294_023  # /work/shared/reference/meta.json

@@ -21,7 +21,8 @@ import torch
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
-from tests.conftest import FIXTURES, Served, project
+from tests.conftest import Served
+from tests.data import FIXTURES, project
 
 RECORDED = FIXTURES / "answers_before.npz"
 SIZE = [1920.0, 1080.0]

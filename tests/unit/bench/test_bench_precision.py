@@ -9,7 +9,7 @@ import pytest
 
 from service.bench.precision import measure_errors
 from service.cli import main
-from tests.conftest import FIXTURES
+from tests.data import FIXTURES
 
 CHECKPOINT = str(FIXTURES / "tiny_official.bin")
 

@@ -20,7 +20,7 @@ from service.cli import main
 from service.config import Settings
 from service.errors import Unavailable
 from service.model.export import read_meta
-from tests.conftest import FIXTURES
+from tests.data import FIXTURES
 from tests.servers import serve_rest
 
 

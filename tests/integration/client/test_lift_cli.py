@@ -11,7 +11,8 @@ import pytest
 from service.cli import main
 from service.client import MotionLiftClient
 from service.client.readers import read_keypoints
-from tests.conftest import FIXTURES, Served
+from tests.conftest import Served
+from tests.data import FIXTURES
 
 
 def test_mmpose_file_over_rest_to_json(served: Served, tmp_path: Path) -> None:

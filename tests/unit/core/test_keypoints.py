@@ -7,8 +7,6 @@ from them by one unit in the last place: pixel-sized values are compared with a 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -24,8 +22,9 @@ from service.core.keypoints import (
     to_h36m,
 )
 from service.core.options import FORMATS
+from tests.data import FIXTURES
 
-GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden_tiny.npz"
+GOLDEN = FIXTURES / "golden_tiny.npz"
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 

@@ -10,8 +10,8 @@ import pytest
 from service.api.rest.app import create_app
 from service.config import Settings
 from service.core.lifter import Lifter
+from tests.data import walk
 from tests.fakes import FakeBackend
-from tests.integration.test_rest import walk
 from tests.servers import serve_rest
 
 BODY = {"keypoints": walk(5), "format": "coco", "image_size": [1920, 1080]}

@@ -16,6 +16,7 @@ import pytest
 
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
+from tests.data import REPO
 from tests.servers import serve_rest
 from tests.tritonserver import TritonSetup, skip_without_triton, triton_session
 
@@ -25,7 +26,6 @@ from service.backends.triton.backend import TritonBackend  # noqa: E402  (after 
 from service.backends.triton.repo import cpu_config, parse_config, tensor_spec  # noqa: E402
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).parents[2]
 EXAMPLE = REPO / "tests" / "fixtures" / "example_request.json"
 
 

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from service.client.readers import KeypointFileError, detect, parse, read_keypoints
-
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+from tests.data import FIXTURES
 
 
 def rule(p: int, frames: range, joints: int) -> np.ndarray:

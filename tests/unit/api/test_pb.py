@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.data import REPO
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("proto_generate", ROOT / "proto" / "generate.py")
+    spec = importlib.util.spec_from_file_location("proto_generate", REPO / "proto" / "generate.py")
     assert spec is not None and spec.loader is not None
     generate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generate)
     fresh = {p.relative_to(tmp_path) for p in generate.generate(tmp_path)}
-    committed = ROOT / "service" / "api" / "pb"
+    committed = REPO / "service" / "api" / "pb"
     on_disk = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert fresh == on_disk, "service/api/pb/ has extra or missing files: run `.venv/bin/python proto/generate.py`"
     for rel in sorted(fresh):

@@ -14,10 +14,9 @@ import pytest
 from service.client import AsyncMotionLiftClient, MotionLiftClient
 from service.errors import DeadlineExceeded, InvalidInput, Unavailable
 from tests.conftest import Served
-from tests.integration.test_rest import walk
+from tests.data import NEGATIVE, walk
 
 SIZE = (1920.0, 1080.0)
-NEGATIVE = "score -1.5 is negative; a score is a confidence in [0, 1] (0 marks a missing joint, above 1 counts as 1)"
 
 
 def post(rest_url: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,21 +10,11 @@ import numpy as np
 import pytest
 
 from service.core.keypoints import JOINT_NAMES
-from tests.conftest import FIXTURES, project
+from tests.data import FIXTURES, project, walk
 
 
 def post(url: str, body: Any, **kwargs: Any) -> httpx.Response:
     return httpx.post(f"{url}/lift", json=body, timeout=60, **kwargs)
-
-
-def walk(n: int, joints: int = 17) -> list[list[list[float]]]:
-    """A deterministic, smooth pixel-space sequence of n frames (x, y, score)."""
-    rng = np.random.default_rng(7)
-    base = rng.uniform([700, 300], [1200, 900], size=(joints, 2))
-    t = np.arange(n)[:, None, None]
-    xy = base[None] + 40 * np.sin(t / 15 + np.arange(joints)[None, :, None])
-    score = np.full((n, joints, 1), 0.9)
-    return np.concatenate([xy, score], axis=-1).round(3).tolist()
 
 
 def test_health_ready_and_model(rest_url: str) -> None:

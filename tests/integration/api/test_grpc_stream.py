@@ -16,8 +16,8 @@ import pytest
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
-from tests.integration.test_grpc import SIZE, joints, keypoints, rpc_error
-from tests.integration.test_rest import walk
+from tests.data import walk
+from tests.rpc import SIZE, joints, keypoints, rpc_error
 
 WINDOW = 8
 
