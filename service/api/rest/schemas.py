@@ -90,7 +90,7 @@ class LiftResponse(BaseModel):
     tracks: list[TrackOut] | None = None
     joint_names: list[str]
     coordinates: Coordinates
-    latency_ms: Latency  # type: ignore[valid-type]
+    latency_ms: Latency
     batch_size: int
     batches: int
     windows: int
