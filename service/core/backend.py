@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float32]
+JsonObject = dict[str, object]  # a JSON object as read: its values are checked where they are used
 
 
 @dataclass(frozen=True)
@@ -24,30 +25,34 @@ class ModelInfo:
     weights: str
     precision: str
     device: str
-    hyperparams: dict[str, Any] = field(default_factory=dict)
+    hyperparams: JsonObject = field(default_factory=dict)
     card: str | None = None
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any], *, device: str) -> ModelInfo:
-        """Build from the ``motionlift.json`` metadata of an exported model; KeyError if a field is missing."""
+    def from_meta(cls, meta: Mapping[str, object], *, device: str) -> ModelInfo:
+        """Build from the ``motionlift.json`` metadata of an exported model; ``KeyError`` if a field is missing,
+        ``ValueError`` if one has the wrong type."""
+        hyperparams, card = meta.get("hyperparams", {}), meta.get("card")
+        if not isinstance(hyperparams, dict) or not (card is None or isinstance(card, str)):
+            raise ValueError("model metadata: hyperparams must be an object and card a string")
         return cls(
             name=str(meta["name"]),
             config=str(meta["config"]),
-            params=int(meta["params"]),
-            window=int(meta["window"]),
+            params=_int(meta, "params"),
+            window=_int(meta, "window"),
             trained=bool(meta["trained"]),
             weights=str(meta["weights"]),
             precision=str(meta.get("precision", "fp32")),
             device=device,
-            hyperparams=dict(meta.get("hyperparams", {})),
-            card=meta.get("card"),
+            hyperparams=dict(hyperparams),
+            card=card,
         )
 
-    def ref(self) -> dict[str, Any]:
+    def ref(self) -> JsonObject:
         """The model an answer came from: ``name``, ``config``, ``trained`` (REST ``model``, gRPC ``ModelRef``)."""
         return {"name": self.name, "config": self.config, "trained": self.trained}
 
-    def describe(self, joint_names: Sequence[str]) -> dict[str, Any]:
+    def describe(self, joint_names: Sequence[str]) -> JsonObject:
         """Everything about the model, as ``GET /v1/model`` answers it."""
         return {
             "name": self.name,
@@ -63,6 +68,13 @@ class ModelInfo:
             "weights": self.weights,
             "card": self.card,
         }
+
+
+def _int(meta: Mapping[str, object], key: str) -> int:
+    value = meta[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"model metadata: {key} must be a number, got {value!r}")
+    return int(value)
 
 
 class Backend(Protocol):

@@ -1,14 +1,20 @@
-"""What flows through a stream: one track's keypoints in one video frame in, one frame's 3D joints out.
+"""What flows through a stream: one track's keypoints in one video frame in (and their checks), one frame's 3D
+joints out.
 
 ``FrameLatency``'s fields are those of the gRPC ``StreamLatency`` message, so both sides convert by name.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
 
+from service.core import keypoints
+from service.core.arrays import check_pose
 from service.core.backend import Array
+from service.core.options import LiftOptions
+from service.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class FrameLatency:
     batch_size: int
 
     @classmethod
-    def from_fields(cls, message: Any) -> FrameLatency:
+    def from_fields(cls, message: object) -> FrameLatency:
         """From anything with this class's attributes (the gRPC ``StreamLatency`` message)."""
         return cls(**{f.name: getattr(message, f.name) for f in fields(cls)})
 
@@ -56,3 +62,35 @@ class FrameAnswer:
     latency: FrameLatency
     skipped: int  # frames of this track between its previous answered frame and this one (never answered)
     skipped_total: int  # frames of this track before this one that were never answered
+
+
+def check_frames(
+    frames: Sequence[TrackFrame], options: LiftOptions, *, last_index: Mapping[str, int | None], max_tracks: int
+) -> list[Array]:
+    """Check one video frame's tracks and normalise their keypoints as a one-frame request would be (``[17, 3]``
+    each, in order). ``last_index`` holds the stream's live tracks and their last frame index. Raises
+    ``InvalidInput`` naming the track (``frame.tracks[1]...``): a track twice in the frame, more than
+    ``max_tracks`` live tracks, a frame index that does not increase, a timestamp that is not finite, or bad
+    keypoints."""
+    seen: set[str] = set()
+    poses: list[Array] = []
+    live = len(last_index)
+    for frame in frames:
+        if frame.track_id in seen:
+            raise InvalidInput(f"track {frame.track_id!r} appears twice in one frame", field=frame.field)
+        seen.add(frame.track_id)
+        live += frame.track_id not in last_index
+        if live > max_tracks:
+            raise InvalidInput(f"more than {max_tracks} live tracks in one stream", field=frame.field)
+        last = last_index.get(frame.track_id)
+        if frame.frame_index is not None and last is not None and frame.frame_index <= last:
+            raise InvalidInput(
+                f"frame_index must increase per track: {frame.frame_index} after {last}",
+                field=f"{frame.field}.frame_index",
+            )
+        if frame.timestamp_s is not None and not math.isfinite(frame.timestamp_s):
+            raise InvalidInput("timestamp_s must be finite", field=f"{frame.field}.timestamp_s")
+        where = f"{frame.field}.keypoints"
+        raw = check_pose(frame.keypoints, format=options.format, field=where)
+        poses.append(keypoints.normalise(raw[None], options, field=where)[0])
+    return poses

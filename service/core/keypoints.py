@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,8 @@ __all__ = [
 
 F32Array = npt.NDArray[np.float32]
 _F64Array = npt.NDArray[np.float64]
-_N = TypeVar("_N", bound=np.number[Any])
+Floats = F32Array | _F64Array  # what the functions take: the service's float32, training's float64
+_N = TypeVar("_N", np.float32, np.float64)
 
 # H36M-17 order used by MotionBERT (docstring of coco2h36m in lib/data/dataset_action.py).
 JOINT_NAMES: Final[tuple[str, ...]] = (
@@ -109,7 +110,7 @@ _MAPPINGS: Final[dict[str, _Mapping]] = {
 assert set(_MAPPINGS) == set(FORMATS)
 
 
-def to_h36m(kpts: npt.NDArray[Any], layout: str) -> F32Array:
+def to_h36m(kpts: Floats, layout: str) -> F32Array:
     """Convert keypoints of format ``layout`` to H36M-17 (order of ``JOINT_NAMES``).
 
     ``kpts``: ``[T, J, C]`` (any leading dims work) with J = ``FORMATS[layout]`` and C = 2 (x, y) or
@@ -143,7 +144,7 @@ def _check_size(width: float, height: float) -> float:
     return min(width, height) / 2.0
 
 
-def normalise_pixel(x: npt.NDArray[Any], width: float, height: float) -> F32Array:
+def normalise_pixel(x: Floats, width: float, height: float) -> F32Array:
     """Official pixel mode (``read_input`` with ``vid_size``, lib/data/dataset_wild.py).
 
     ``xy = (xy - [w/2, h/2]) / (min(w, h) / 2)`` on ``x[..., 17, 3]``; the score channel is copied
@@ -161,7 +162,7 @@ def normalise_pixel(x: npt.NDArray[Any], width: float, height: float) -> F32Arra
     return out.astype(np.float32)
 
 
-def denormalise_pixel(xyz: npt.NDArray[Any], width: float, height: float) -> F32Array:
+def denormalise_pixel(xyz: Floats, width: float, height: float) -> F32Array:
     """Official ``--pixel`` output of ``infer_wild.py``: back from normalised units to pixels.
 
     ``xyz * (min(w, h) / 2)`` on all three channels, then ``xy += [w/2, h/2]``. It inverts
@@ -178,7 +179,7 @@ def denormalise_pixel(xyz: npt.NDArray[Any], width: float, height: float) -> F32
     return out.astype(np.float32)
 
 
-def normalise_crop(x: npt.NDArray[Any]) -> F32Array:
+def normalise_crop(x: Floats) -> F32Array:
     """Official crop mode (``crop_scale`` with ``scale_range=[1, 1]``, lib/utils/utils_data.py).
 
     ``x``: ``[..., 17, 3]`` in pixels (x, y, score), a whole sequence. The box of every joint of every
@@ -230,7 +231,7 @@ def flip(x: npt.NDArray[_N]) -> npt.NDArray[_N]:
     return out
 
 
-def normalise(raw: npt.NDArray[Any], options: LiftOptions, *, field: str) -> F32Array:
+def normalise(raw: Floats, options: LiftOptions, *, field: str) -> F32Array:
     """The one path from checked keypoints of ``options.format`` (``[T, J, C]``, see ``service.core.arrays``) to
     the model's input: H36M-17, normalised as ``options`` resolve (pixel, crop or none). Requests and stream
     frames both come through here. Raises ``InvalidInput`` naming ``field`` when crop normalisation cannot

@@ -59,7 +59,8 @@ OFFLOAD_FRAMES = 2_000
 
 def frame_budget(info: ModelInfo) -> int:
     """Default most frames per batch for a model: ``ACTIVATION_BUDGET / dim_feat`` (at least one window)."""
-    width = int(info.hyperparams.get("dim_feat", 256))
+    width = info.hyperparams.get("dim_feat", 256)
+    width = width if isinstance(width, int) and not isinstance(width, bool) else 256
     return max(1, ACTIVATION_BUDGET // max(1, width))  # a window over the budget still runs, alone
 
 

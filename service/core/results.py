@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Final
 
 from service.core.backend import Array
 from service.core.options import LiftOptions
 
-# Stage names of the REST form of a Timing (its ``latency_ms`` object), in order.
-STAGES = ("preprocess", "queue", "inference", "postprocess", "total")
+# Stage names of the REST form of a Timing (its ``latency_ms`` object), in order, and the counts beside it.
+STAGES: Final = ("preprocess", "queue", "inference", "postprocess", "total")
+COUNTS: Final = ("batch_size", "batches", "windows")
 
 
 @dataclass(frozen=True)
@@ -44,35 +45,34 @@ class Timing:
         """Milliseconds per stage, keyed by ``STAGES``."""
         return {stage: float(getattr(self, f"{stage}_ms")) for stage in STAGES}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The REST form, merged into an answer: ``latency_ms`` (stages, rounded to the microsecond) and the
         batch counts beside it. The gRPC form is ``Latency``, whose fields are this class's."""
         return {
             "latency_ms": {stage: round(ms, 3) for stage, ms in self.stages_ms().items()},
-            "batch_size": self.batch_size,
-            "batches": self.batches,
-            "windows": self.windows,
+            **{key: getattr(self, key) for key in COUNTS},
         }
 
     @classmethod
-    def from_json(cls, answer: Mapping[str, Any]) -> Timing:
+    def from_json(cls, answer: Mapping[str, object]) -> Timing:
         """Read ``to_json``'s form back out of an answer; ``KeyError`` / ``TypeError`` when it is not there."""
         ms = answer["latency_ms"]
-        return cls(
-            float(ms["preprocess"]),
-            float(ms["queue"]),
-            float(ms["inference"]),
-            float(ms["postprocess"]),
-            float(ms["total"]),
-            int(answer["batch_size"]),
-            int(answer["batches"]),
-            int(answer["windows"]),
-        )
+        if not isinstance(ms, Mapping):
+            raise TypeError(f"latency_ms must be an object, got {ms!r}")
+        preprocess, queue, inference, postprocess, total = (_number(ms[stage]) for stage in STAGES)
+        batch_size, batches, windows = (int(_number(answer[key])) for key in COUNTS)
+        return cls(preprocess, queue, inference, postprocess, total, batch_size, batches, windows)
 
     @classmethod
-    def from_fields(cls, message: Any) -> Timing:
+    def from_fields(cls, message: object) -> Timing:
         """From anything with this class's attributes (the gRPC ``Latency`` message)."""
         return cls(**{f.name: getattr(message, f.name) for f in fields(cls)})
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)

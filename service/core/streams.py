@@ -20,8 +20,8 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
 - **Expiry**: a track silent for ``expiry_s`` is forgotten (after its final window); a later frame with
   its id starts an empty window.
 
-Frames are checked and normalised by the functions requests go through (``arrays.check_pose``,
-``keypoints.normalise``) before any is used. Frames received, answered and skipped, and the streams open, are
+Frames are checked and normalised by the functions requests go through (``frames.check_frames``) before any
+is used. Frames received, answered and skipped, and the streams open, are
 counted in the service's metrics.
 """
 
@@ -38,13 +38,12 @@ from typing import Protocol
 import numpy as np
 
 from service.core import keypoints, windows
-from service.core.arrays import check_pose
 from service.core.backend import Array
-from service.core.frames import FrameAnswer, FrameLatency, TrackFrame
+from service.core.frames import FrameAnswer, FrameLatency, TrackFrame, check_frames
 from service.core.metrics import Metrics
 from service.core.options import StreamPlan
 from service.core.results import Stamps
-from service.errors import InvalidInput, LiftError, Overloaded
+from service.errors import LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
 
@@ -137,7 +136,8 @@ class StreamSession:
         """Add one video frame's tracks. All are validated first: on ``InvalidInput`` none is used."""
         now = self._clock()
         self._expire(now)
-        checked = self._check(frames)
+        last = {tid: track.last_index for tid, track in self._tracks.items()}
+        checked = check_frames(frames, self.plan.options, last_index=last, max_tracks=self._max_tracks)
         self._metrics.stream_frames.labels("received").inc(len(frames))
         for frame, pose in zip(frames, checked, strict=True):
             track = self._tracks.get(frame.track_id)
@@ -193,37 +193,6 @@ class StreamSession:
         for task in list(self._workers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    def _check(self, frames: Sequence[TrackFrame]) -> list[Array]:
-        seen: set[str] = set()
-        poses: list[Array] = []
-        live = len(self._tracks)
-        for frame in frames:
-            if frame.track_id in seen:
-                raise InvalidInput(f"track {frame.track_id!r} appears twice in one frame", field=frame.field)
-            seen.add(frame.track_id)
-            track = self._tracks.get(frame.track_id)
-            live += track is None
-            if live > self._max_tracks:
-                raise InvalidInput(f"more than {self._max_tracks} live tracks in one stream", field=frame.field)
-            last = None if track is None else track.last_index
-            if frame.frame_index is not None and last is not None and frame.frame_index <= last:
-                raise InvalidInput(
-                    f"frame_index must increase per track: {frame.frame_index} after {last}",
-                    field=f"{frame.field}.frame_index",
-                )
-            if frame.timestamp_s is not None and not np.isfinite(frame.timestamp_s):
-                raise InvalidInput("timestamp_s must be finite", field=f"{frame.field}.timestamp_s")
-            poses.append(self._normalise(frame))
-        return poses
-
-    def _normalise(self, frame: TrackFrame) -> Array:
-        """One frame's keypoints, checked and normalised as a one-frame request would be: ``[17, 3]``."""
-        options = self.plan.options
-        where = f"{frame.field}.keypoints"
-        raw = check_pose(frame.keypoints, format=options.format, field=where)
-        pose: Array = keypoints.normalise(raw[None], options, field=where)[0]
-        return pose
 
     def _schedule(self, track: _Track, end: int, now: float) -> None:
         """Make the window ending at the track's newest frame answer frames ``[scheduled, end)``."""

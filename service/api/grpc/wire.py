@@ -114,7 +114,7 @@ def _joints(array: Array) -> pb.Joints3D:
 
 
 def _model(info: ModelInfo) -> pb.ModelRef:
-    return pb.ModelRef(**info.ref())
+    return pb.ModelRef(name=info.name, config=info.config, trained=info.trained)
 
 
 def lift_response(result: LiftResult, request_id: str, info: ModelInfo) -> pb.LiftResponse:
