@@ -9,12 +9,12 @@ import pytest
 
 from service.api.server import build_app
 from service.config import Settings
-from tests.data import FIXTURES
+from tests.data import FIXTURES, Golden
 from tests.servers import serve_rest
 
 
 @pytest.fixture(scope="session")
-def golden() -> dict[str, np.ndarray]:
+def golden() -> Golden:
     with np.load(FIXTURES / "golden_tiny.npz") as z:
         return {k: z[k] for k in z.files}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
@@ -18,7 +19,7 @@ def keypoints(frames: Any) -> Any:
     return pb.Keypoints(frames=array.shape[0], joints=array.shape[1], channels=array.shape[2], values=array.ravel())
 
 
-def joints(message: Any) -> np.ndarray:
+def joints(message: Any) -> npt.NDArray[np.float32]:
     return np.asarray(message.values, np.float32).reshape(message.frames, message.joints, 3)
 
 

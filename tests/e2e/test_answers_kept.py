@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import httpx
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
@@ -26,9 +27,11 @@ from tests.data import FIXTURES, project
 
 RECORDED = FIXTURES / "answers_before.npz"
 SIZE = [1920.0, 1080.0]
+F32 = npt.NDArray[np.float32]
+Answers = dict[str, npt.NDArray[np.float32 | np.int32]]  # joints (float32) and look-aheads (int32) by name
 
 
-def _sequences() -> dict[str, np.ndarray]:
+def _sequences() -> dict[str, F32]:
     """Deterministic pixel-space COCO-17 and Halpe-26 sequences from the mocap fixture."""
     with np.load(FIXTURES / "mocap_cmu_martial06.npz") as z:
         joints = z["joints3d_mm"]
@@ -44,7 +47,7 @@ def _sequences() -> dict[str, np.ndarray]:
     return {"h36m": h36m, "coco": coco, "halpe": halpe.astype(np.float32)}
 
 
-def _rest_requests(s: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+def _rest_requests(s: dict[str, F32]) -> dict[str, dict[str, Any]]:
     example = json.loads((FIXTURES / "example_request.json").read_text())
     return {
         "example": example,
@@ -60,17 +63,17 @@ def _rest_requests(s: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _keypoints(array: np.ndarray) -> pb.Keypoints:
+def _keypoints(array: F32) -> pb.Keypoints:
     f, j, c = array.shape
     return pb.Keypoints(frames=f, joints=j, channels=c, values=array.ravel())
 
 
-def _joints(message: Any) -> np.ndarray:
+def _joints(message: Any) -> F32:
     return np.asarray(message.values, np.float32).reshape(message.frames, message.joints, 3)
 
 
-def _rest(served: Served, requests: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+def _rest(served: Served, requests: dict[str, dict[str, Any]]) -> dict[str, F32]:
+    out: dict[str, F32] = {}
     with httpx.Client(timeout=60) as client:
         for name, body in requests.items():
             answer = client.post(f"{served.rest_url}/lift", json=body)
@@ -84,8 +87,8 @@ def _rest(served: Served, requests: dict[str, dict[str, Any]]) -> dict[str, np.n
     return out
 
 
-async def _grpc(served: Served, s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+async def _grpc(served: Served, s: dict[str, F32]) -> Answers:
+    out: Answers = {}
     size = pb.ImageSize(width=SIZE[0], height=SIZE[1])
     async with grpc.aio.insecure_channel(served.grpc_target) as channel:
         stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]
@@ -117,9 +120,7 @@ async def _grpc(served: Served, s: dict[str, np.ndarray]) -> dict[str, np.ndarra
     return out
 
 
-async def _stream(
-    stub: Any, name: str, config: pb.StreamConfig, frames: np.ndarray, *, lookahead: int, hop: int
-) -> dict[str, np.ndarray]:
+async def _stream(stub: Any, name: str, config: pb.StreamConfig, frames: F32, *, lookahead: int, hop: int) -> Answers:
     """Two tracks in lockstep (the next frame once the answers it made due arrived): nothing is skipped."""
     call = stub.LiftStream(timeout=60)
     await call.write(pb.StreamRequest(config=config))
@@ -140,7 +141,7 @@ async def _stream(
     while (response := await call.read()) is not grpc.aio.EOF:
         answers.append(response.frame)
     assert sum(a.skipped for a in answers) == 0
-    out: dict[str, np.ndarray] = {}
+    out: Answers = {}
     for track in ("a", "b"):
         mine = sorted((a for a in answers if a.track_id == track), key=lambda a: a.frame_index)
         assert [a.frame_index for a in mine] == list(range(len(frames)))
@@ -150,9 +151,10 @@ async def _stream(
     return out
 
 
-def _answers(served: Served) -> dict[str, np.ndarray]:
+def _answers(served: Served) -> Answers:
     s = _sequences()
-    out = _rest(served, _rest_requests(s))
+    out: Answers = {}
+    out.update(_rest(served, _rest_requests(s)))
     out.update(asyncio.run(_grpc(served, s)))
     return out
 

@@ -24,12 +24,15 @@ from tests.rpc import SIZE, joints, keypoints, rpc_error, trailing
 @pytest.fixture
 async def stub(grpc_target: str) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(grpc_target) as channel:
-        yield lift_pb2_grpc.LifterStub(channel)
+        yield lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
 
 
 async def test_lift_answers_what_rest_answers(stub: Any, rest_url: str) -> None:
     long, short = walk(300), walk(40)[::-1]
-    body = {"tracks": [{"id": "a", "keypoints": long}, {"id": "b", "keypoints": short}], "format": "coco"}
+    body: dict[str, Any] = {
+        "tracks": [{"id": "a", "keypoints": long}, {"id": "b", "keypoints": short}],
+        "format": "coco",
+    }
     body["image_size"] = [1920, 1080]
     async with httpx.AsyncClient(timeout=60) as client:
         rest = (await client.post(f"{rest_url}/lift", json=body)).json()

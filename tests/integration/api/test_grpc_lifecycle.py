@@ -65,7 +65,7 @@ async def test_a_deadline_drops_the_queued_work() -> None:
     with service() as (target, backend, _):
         backend.hold = threading.Event()
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = lift_pb2_grpc.LifterStub(channel)
+            stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
             first = asyncio.ensure_future(stub.Lift(request(5), timeout=30))  # holds the model
             await asyncio.to_thread(backend.running.wait, 10)
             error = await rpc_error(stub.Lift(request(6), timeout=0.2))  # waits behind it, past its deadline
@@ -81,7 +81,7 @@ async def test_a_full_queue_is_resource_exhausted_with_a_retry_hint() -> None:
     with service(max_queued_windows=2) as (target, backend, lifter):
         backend.hold = threading.Event()
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = lift_pb2_grpc.LifterStub(channel)
+            stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
             running = asyncio.ensure_future(stub.Lift(request(5), timeout=30))
             await asyncio.to_thread(backend.running.wait, 10)
             queued = asyncio.ensure_future(stub.Lift(request(5), timeout=30))  # fills the queue (2 windows)
@@ -102,7 +102,7 @@ async def test_an_unexpected_error_is_internal_with_a_request_id(caplog: pytest.
 
         lifter.lift = broken  # type: ignore[method-assign]
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = lift_pb2_grpc.LifterStub(channel)
+            stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
             error = await rpc_error(stub.Lift(request(3), metadata=(("x-request-id", "req-42"),), timeout=30))
     assert (error.code(), error.details()) == (grpc.StatusCode.INTERNAL, "internal error (request req-42)")
     assert trailing(error)["x-request-id"] == "req-42"
@@ -113,7 +113,7 @@ async def test_an_unexpected_error_is_internal_with_a_request_id(caplog: pytest.
 async def test_a_message_over_the_size_limit_is_refused() -> None:
     with service(max_body_bytes=4096) as (target, backend, _):
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = lift_pb2_grpc.LifterStub(channel)
+            stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
             error = await rpc_error(stub.Lift(request(25), timeout=30))  # 25 x 17 x 3 floats: 5.1 kB
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert len((await stub.Lift(request(10), timeout=30)).tracks) == 1

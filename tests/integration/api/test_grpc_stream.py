@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
@@ -25,7 +26,7 @@ WINDOW = 8
 @pytest.fixture
 async def stub(grpc_target: str) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(grpc_target) as channel:
-        yield lift_pb2_grpc.LifterStub(channel)
+        yield lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
 
 
 class Stream:
@@ -70,7 +71,7 @@ class Stream:
         return rest
 
 
-async def unary(stub: Any, sequences: list[Any], **options: Any) -> list[np.ndarray]:
+async def unary(stub: Any, sequences: list[Any], **options: Any) -> list[npt.NDArray[np.float32]]:
     """Lift each sequence (one window each) in one call; joints3d and joints3d_px per sequence."""
     tracks = [pb.Track(keypoints=keypoints(s)) for s in sequences]
     answer = await stub.Lift(
@@ -79,7 +80,7 @@ async def unary(stub: Any, sequences: list[Any], **options: Any) -> list[np.ndar
     return [np.stack([joints(t.joints3d), joints(t.joints3d_px)]) for t in answer.tracks]
 
 
-def as_arrays(answer: Any) -> np.ndarray:
+def as_arrays(answer: Any) -> npt.NDArray[np.float32]:
     return np.stack([joints(answer.joints3d)[0], joints(answer.joints3d_px)[0]])
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.core.keypoints import JOINT_NAMES
-from tests.data import FIXTURES, project, walk
+from tests.data import FIXTURES, Golden, project, walk
 
 
 def post(url: str, body: Any, **kwargs: Any) -> httpx.Response:
@@ -57,7 +57,7 @@ def test_minimal_request_answers_joints_and_latency(rest_url: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["crop", "pixel"])
-def test_official_clipping_equals_infer_wild(rest_url: str, golden: dict[str, np.ndarray], mode: str) -> None:
+def test_official_clipping_equals_infer_wild(rest_url: str, golden: Golden, mode: str) -> None:
     """overlap=0 is the official infer_wild.py: 243 + 57 frame clips, flip TTA, root depth 0 per clip."""
     w, h = (int(v) for v in golden["wild_image_wh"])
     body: dict[str, Any] = {"keypoints": golden["wild_halpe26"].tolist(), "format": "halpe26", "overlap": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ def test_backend_failure_is_500_with_request_id(caplog: pytest.LogCaptureFixture
 def test_unexpected_error_is_500_with_request_id_in_body_and_log(caplog: pytest.LogCaptureFixture) -> None:
     lifter = Lifter(FakeBackend(), Settings())
 
-    async def broken(*_: object) -> None:
+    async def broken(*_: object, **__: object) -> NoReturn:
         raise RuntimeError("secret internals")
 
     lifter.lift = broken  # type: ignore[method-assign]

@@ -25,10 +25,11 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
-def held(**settings: float) -> tuple[FakeBackend, Lifter]:
+def held(settings: Settings) -> tuple[FakeBackend, threading.Event, Lifter]:
+    """A fake model that holds every batch until the event is set, and a lifter on it."""
     backend = FakeBackend()
-    backend.hold = threading.Event()
-    return backend, Lifter(backend, Settings(**settings))
+    backend.hold = hold = threading.Event()
+    return backend, hold, Lifter(backend, settings)
 
 
 def test_metrics_count_requests_batches_and_stages() -> None:
@@ -51,7 +52,7 @@ def test_metrics_count_requests_batches_and_stages() -> None:
 
 
 def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
-    backend, lifter = held(max_queued_windows=4, max_batch_size=2)
+    backend, hold, lifter = held(Settings(max_queued_windows=4, max_batch_size=2))
     with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
 
         async def flood() -> list[httpx.Response]:
@@ -63,7 +64,7 @@ def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
                 while done < 38:  # 2 requests fill the 4-window queue; 38 must be rejected while it is held
                     done = sum(t.done() for t in rest)
                     await asyncio.sleep(0.005)
-                backend.hold.set()
+                hold.set()
                 return [await first, *[await t for t in rest]]
 
         answers = asyncio.run(flood())
@@ -77,19 +78,19 @@ def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
 
 
 def test_deadline_while_queued_is_504_and_never_computed() -> None:
-    backend, lifter = held(timeout_s=0.3, max_batch_size=1)
+    backend, hold, lifter = held(Settings(timeout_s=0.3, max_batch_size=1))
     with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
         r = httpx.post(f"{url}/lift", json=BODY, timeout=10)
         assert r.status_code == 504
         assert r.json()["error"]["code"] == "deadline_exceeded"
         assert backend.batches == [(1, 5, 17, 3)]  # the first window was running; its flipped copy never ran
-        backend.hold.set()
+        hold.set()
         until(lambda: metric(url, "motionlift_queue_depth") == 0, "the queue to drain")
         assert backend.batches == [(1, 5, 17, 3)]
 
 
 def test_client_that_disconnects_has_its_windows_dropped() -> None:
-    backend, lifter = held(max_batch_size=1)
+    backend, hold, lifter = held(Settings(max_batch_size=1))
     with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
         host, port = url.removeprefix("http://").split(":")
         first = threading.Thread(target=lambda: httpx.post(f"{url}/lift", json=BODY, timeout=30))
@@ -102,7 +103,7 @@ def test_client_that_disconnects_has_its_windows_dropped() -> None:
             raw.sendall(head.encode() + f"content-length: {len(body)}\r\n\r\n".encode() + body)
             until(lambda: metric(url, "motionlift_queue_depth") == 3, "the second request to queue")
         until(lambda: metric(url, 'motionlift_requests_total{outcome="cancelled"}') == 1, "the drop")
-        backend.hold.set()
+        hold.set()
         first.join(30)
         assert len(backend.batches) == 2  # the first request's window and flipped copy; nothing of the second
         assert metric(url, "motionlift_queue_depth") == 0

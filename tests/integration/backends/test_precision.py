@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from service.cli import main
 from service.config import Settings
 from service.errors import Unavailable
 from service.model.export import read_meta
-from tests.data import FIXTURES
+from tests.data import FIXTURES, Golden
 from tests.servers import serve_rest
 
 
@@ -49,7 +50,7 @@ def bf16_cast_url(tiny_model: Path) -> Iterator[str]:
     yield from _serve(tiny_model, precision="bf16")
 
 
-def _lift(url: str, golden: dict[str, np.ndarray]) -> np.ndarray:
+def _lift(url: str, golden: Golden) -> npt.NDArray[np.float32]:
     body = {"keypoints": golden["input_t27"][0].tolist(), "format": "h36m", "normalization": "none", "flip": False}
     r = httpx.post(f"{url}/lift", json=body, timeout=60)
     assert r.status_code == 200, r.text
@@ -62,7 +63,7 @@ def test_export_records_the_precision(bf16_model: Path, tiny_model: Path) -> Non
 
 
 def test_bf16_export_and_bf16_serving_of_an_fp32_file_agree_exactly(
-    bf16_export_url: str, bf16_cast_url: str, rest_url: str, golden: dict[str, np.ndarray]
+    bf16_export_url: str, bf16_cast_url: str, rest_url: str, golden: Golden
 ) -> None:
     for url in (bf16_export_url, bf16_cast_url):
         assert httpx.get(f"{url}/v1/model").json()["precision"] == "bf16"
@@ -87,7 +88,7 @@ async def test_cuda_on_a_machine_without_one_fails_to_start_naming_the_device(ti
 
 def test_serve_rejects_an_unknown_precision_or_device() -> None:
     with pytest.raises(ValueError, match="precision"):
-        Settings(precision="int8")  # type: ignore[arg-type]
+        Settings(precision="int8")
     with pytest.raises(ValueError, match="device"):
         Settings(device="gpu")
 

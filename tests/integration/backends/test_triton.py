@@ -148,7 +148,8 @@ def _grpc_lift(target: str) -> Any:
     kp = np.random.default_rng(0).uniform(0.1, 0.9, (10, 17, 3)).astype(np.float32)
     track = pb.Track(keypoints=pb.Keypoints(frames=10, joints=17, channels=3, values=kp.ravel()))
     with grpc.insecure_channel(target) as channel:
-        return lift_pb2_grpc.LifterStub(channel).Lift(pb.LiftRequest(tracks=[track], format=pb.FORMAT_H36M), timeout=5)
+        stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
+        return stub.Lift(pb.LiftRequest(tracks=[track], format=pb.FORMAT_H36M), timeout=5)
 
 
 def _health(target: str, expected: str) -> str:

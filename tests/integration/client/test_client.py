@@ -28,8 +28,8 @@ def post(rest_url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(params=["rest", "grpc"])
 def client(request: pytest.FixtureRequest, served: Served) -> Iterator[MotionLiftClient]:
-    target = {"url": served.rest_url} if request.param == "rest" else {"grpc": served.grpc_target}
-    with MotionLiftClient(**target) as c:
+    url, grpc = (served.rest_url, None) if request.param == "rest" else (None, served.grpc_target)
+    with MotionLiftClient(url, grpc=grpc) as c:
         yield c
 
 
@@ -53,7 +53,7 @@ def test_lift_gives_what_post_lift_gives(client: MotionLiftClient, rest_url: str
 
 def test_tracks_and_options(client: MotionLiftClient, rest_url: str) -> None:
     a, b = walk(30), walk(12)[::-1]
-    options = {"flip": False, "rootrel": True, "overlap": 5}
+    options: dict[str, Any] = {"flip": False, "rootrel": True, "overlap": 5}
     direct = post(rest_url, {"tracks": [{"id": "a", "keypoints": a}, {"id": "b", "keypoints": b}],
                              "format": "coco", "image_size": list(SIZE), **options})  # fmt: skip
     answer = client.lift(tracks={"a": a, "b": b}, format="coco", image_size=SIZE, pixels=False, **options)
@@ -99,8 +99,8 @@ def test_deadline_and_unreachable(served: Served) -> None:
 async def test_async_lift_over_both_transports(served: Served) -> None:
     frames = walk(20)
     answers = []
-    for target in ({"url": served.rest_url}, {"grpc": served.grpc_target}):
-        async with AsyncMotionLiftClient(**target) as c:
+    for url, grpc in ((served.rest_url, None), (None, served.grpc_target)):
+        async with AsyncMotionLiftClient(url, grpc=grpc) as c:
             answers.append(await c.lift(frames, format="coco", image_size=SIZE))
             with pytest.raises(InvalidInput) as info:
                 await c.lift(frames, format="coco", overlap=500, image_size=SIZE)

@@ -30,6 +30,7 @@ def test_mmpose_file_over_rest_to_json(served: Served, tmp_path: Path) -> None:
         want = client.lift(tracks={t.id: t.keypoints for t in data.tracks}, format="coco", image_size=(1920, 1080))
     for got, track in zip(doc["tracks"], want.tracks, strict=True):
         np.testing.assert_array_equal(np.asarray(got["joints3d"], np.float32), track.joints3d)
+        assert track.joints3d_px is not None
         np.testing.assert_array_equal(np.asarray(got["joints3d_px"], np.float32), track.joints3d_px)
 
 

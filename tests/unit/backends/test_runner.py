@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ def tiny() -> Any:
     return build_model(hparams, seed=0).eval()
 
 
-def _batch(b: int = 2, t: int = 9, seed: int = 0) -> np.ndarray:
+def _batch(b: int = 2, t: int = 9, seed: int = 0) -> npt.NDArray[np.float32]:
     return np.random.default_rng(seed).standard_normal((b, t, 17, 3)).astype(np.float32)
 
 
@@ -185,7 +186,7 @@ def test_graph_cache_captures_after_warmup_and_evicts_least_recently_used() -> N
 
 def test_graph_cache_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="after and capacity must be >= 1, got 0 and 8"):
-        GraphCache(lambda s: s, lambda x: x, after=0)
+        GraphCache(lambda s: lambda x: x, lambda x: x, after=0)
 
 
 def test_pinned_buffer_grows_geometrically() -> None:

@@ -43,9 +43,12 @@ def expected_flops(hp: dict[str, Any], window: int) -> int:
     2·depth blocks has one of each attention (qkv c -> 3c, proj c -> c) and two MLPs (c -> hidden -> c); the
     stream fusion is a Linear 2c -> 2 per depth; then pre_logits c -> dim_rep and head dim_rep -> dim_out.
     """
-    t, j = window, hp["num_joints"]
+    t = window
+    j: int = hp["num_joints"]
     n = t * j
-    c, heads, depth = hp["dim_feat"], hp["num_heads"], hp["depth"]
+    c: int = hp["dim_feat"]
+    heads: int = hp["num_heads"]
+    depth: int = hp["depth"]
     hidden, d = int(c * hp["mlp_ratio"]), c // heads
 
     def linear(fan_in: int, fan_out: int) -> int:

@@ -9,12 +9,12 @@ import pytest
 
 from service.bench.precision import measure_errors
 from service.cli import main
-from tests.data import FIXTURES
+from tests.data import FIXTURES, Golden
 
 CHECKPOINT = str(FIXTURES / "tiny_official.bin")
 
 
-def test_rows_per_precision_and_window_with_errors_of_the_dtype_s_size(golden: dict[str, np.ndarray]) -> None:
+def test_rows_per_precision_and_window_with_errors_of_the_dtype_s_size(golden: Golden) -> None:
     rows = measure_errors("tiny", ["fp32", "bf16", "fp16"], [1, 27], checkpoint=CHECKPOINT)
     assert [(r.precision, r.window) for r in rows] == [
         ("fp32", 1), ("bf16", 1), ("fp16", 1), ("fp32", 27), ("bf16", 27), ("fp16", 27),

@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.client.readers import KeypointFileError, detect, parse, read_keypoints
 from tests.data import FIXTURES
 
 
-def rule(p: int, frames: range, joints: int) -> np.ndarray:
+def rule(p: int, frames: range, joints: int) -> npt.NDArray[np.float32]:
     f, j = np.meshgrid(np.asarray(frames), np.arange(joints), indexing="ij")
     x, y = 100.0 * p + 10 * f + j, 500.0 + 2 * j + f
     s = np.broadcast_to(np.round(0.5 + 0.01 * np.arange(joints) + 0.1 * p, 2), f.shape)
-    return np.stack([x, y, s], axis=-1).astype(np.float32)
+    out: npt.NDArray[np.float32] = np.stack([x, y, s], axis=-1).astype(np.float32)
+    return out
 
 
 def test_mmpose_demo_predictions_two_persons_by_instance_index() -> None:

@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.core.batcher import Batcher
 from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
+
+F32 = npt.NDArray[np.float32]
 
 
 class Runner:
@@ -20,7 +23,7 @@ class Runner:
         self.running = asyncio.Event()
         self.fail: Exception | None = None
 
-    async def __call__(self, items: list[np.ndarray]) -> Sequence[np.ndarray]:
+    async def __call__(self, items: list[F32]) -> Sequence[F32]:
         self.batches.append([len(i) for i in items])
         self.running.set()
         await self.gate.wait()
@@ -47,7 +50,7 @@ def clock() -> Clock:
     return Clock()
 
 
-async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Batcher[np.ndarray, np.ndarray]:
+async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Batcher[F32, F32]:
     """A started batcher over windows keyed and costed by their length."""
     settings = {
         "max_batch_size": 4,
@@ -57,7 +60,7 @@ async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Ba
         "max_running": 1,
         **knobs,
     }
-    b: Batcher[np.ndarray, np.ndarray] = Batcher(
+    b: Batcher[F32, F32] = Batcher(
         runner,
         key=len,
         cost=len,
@@ -73,18 +76,18 @@ async def make(runner: Runner, clock: Clock | None = None, **knobs: float) -> Ba
 
 
 @pytest.fixture
-async def batcher(runner: Runner, clock: Clock) -> AsyncIterator[Batcher[np.ndarray, np.ndarray]]:
+async def batcher(runner: Runner, clock: Clock) -> AsyncIterator[Batcher[F32, F32]]:
     b = await make(runner, clock)
     yield b
     runner.gate.set()
     await b.close()
 
 
-def items(*lengths: int) -> list[np.ndarray]:
+def items(*lengths: int) -> list[F32]:
     return [np.full((n, 2), float(i), np.float32) for i, n in enumerate(lengths)]
 
 
-async def test_results_come_back_in_order_with_stamps(batcher: Batcher[np.ndarray, np.ndarray]) -> None:
+async def test_results_come_back_in_order_with_stamps(batcher: Batcher[F32, F32]) -> None:
     futures = batcher.submit(items(5, 5, 5))
     done = await asyncio.gather(*futures)
     assert [float(d.value[0, 0]) for d in done] == [0.0, 2.0, 4.0]
@@ -94,7 +97,7 @@ async def test_results_come_back_in_order_with_stamps(batcher: Batcher[np.ndarra
 
 
 async def test_next_batch_fills_while_one_runs_and_lengths_never_mix(
-    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
+    batcher: Batcher[F32, F32], runner: Runner
 ) -> None:
     runner.gate.clear()
     first = batcher.submit(items(5))
@@ -118,9 +121,7 @@ async def test_cost_budget_caps_a_batch(runner: Runner, clock: Clock) -> None:
     assert runner.batches == [[1], [7, 7], [7, 7]]
 
 
-async def test_full_queue_rejects_at_once_and_queues_nothing(
-    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
-) -> None:
+async def test_full_queue_rejects_at_once_and_queues_nothing(batcher: Batcher[F32, F32], runner: Runner) -> None:
     runner.gate.clear()
     batcher.submit(items(3))
     await runner.running.wait()
@@ -132,7 +133,7 @@ async def test_full_queue_rejects_at_once_and_queues_nothing(
 
 
 async def test_expired_items_are_answered_and_never_computed(
-    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner, clock: Clock
+    batcher: Batcher[F32, F32], runner: Runner, clock: Clock
 ) -> None:
     runner.gate.clear()
     batcher.submit(items(3))
@@ -148,7 +149,7 @@ async def test_expired_items_are_answered_and_never_computed(
     assert runner.batches == [[3], [4]]
 
 
-async def test_cancelled_items_are_dropped(batcher: Batcher[np.ndarray, np.ndarray], runner: Runner) -> None:
+async def test_cancelled_items_are_dropped(batcher: Batcher[F32, F32], runner: Runner) -> None:
     runner.gate.clear()
     batcher.submit(items(3))
     await runner.running.wait()
@@ -162,9 +163,7 @@ async def test_cancelled_items_are_dropped(batcher: Batcher[np.ndarray, np.ndarr
     assert batcher.queued == 0
 
 
-async def test_a_failing_batch_fails_each_of_its_callers(
-    batcher: Batcher[np.ndarray, np.ndarray], runner: Runner
-) -> None:
+async def test_a_failing_batch_fails_each_of_its_callers(batcher: Batcher[F32, F32], runner: Runner) -> None:
     runner.fail = KeyError("x")
     futures = batcher.submit(items(2, 2))
     for future in futures:

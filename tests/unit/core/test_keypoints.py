@@ -22,14 +22,14 @@ from service.core.keypoints import (
     to_h36m,
 )
 from service.core.options import FORMATS
-from tests.data import FIXTURES
+from tests.data import FIXTURES, Golden, is_float32
 
 GOLDEN = FIXTURES / "golden_tiny.npz"
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
 @pytest.fixture(scope="module")
-def golden() -> dict[str, npt.NDArray[np.generic]]:
+def golden() -> Golden:
     with np.load(GOLDEN) as data:
         return {key: data[key] for key in data.files}
 
@@ -59,10 +59,12 @@ def test_flip_perm_swaps_left_and_right_names() -> None:
 # ------------------------------------------------------------------------------------------ golden arrays
 
 
-def test_wild_halpe26_crop_and_pixel_match_official(golden: dict[str, npt.NDArray[np.generic]]) -> None:
+def test_wild_halpe26_crop_and_pixel_match_official(golden: Golden) -> None:
     width, height = (float(v) for v in golden["wild_image_wh"])
     assert (width, height) == (1920.0, 1080.0)
-    h36m = to_h36m(golden["wild_halpe26"], "halpe26")
+    halpe26 = golden["wild_halpe26"]
+    assert is_float32(halpe26)
+    h36m = to_h36m(halpe26, "halpe26")
     crop = normalise_crop(h36m)
     pixel = normalise_pixel(h36m, width, height)
     assert crop.shape == pixel.shape == (300, 17, 3)
@@ -71,8 +73,10 @@ def test_wild_halpe26_crop_and_pixel_match_official(golden: dict[str, npt.NDArra
     assert np.abs(pixel - golden["wild_input_pixel"]).max() <= 1e-6
 
 
-def test_coco17_matches_official_conversion(golden: dict[str, npt.NDArray[np.generic]]) -> None:
-    out = to_h36m(golden["coco17_example"], "coco")
+def test_coco17_matches_official_conversion(golden: Golden) -> None:
+    coco = golden["coco17_example"]
+    assert is_float32(coco)
+    out = to_h36m(coco, "coco")
     assert out.shape == (300, 17, 3)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, golden["coco17_example_as_h36m"], rtol=2e-7, atol=1e-6)

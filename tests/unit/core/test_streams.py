@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.config import Settings
@@ -21,10 +22,11 @@ from tests.fakes import FakeBackend
 WINDOW = 8  # the fake model's window
 
 
-def pose(t: int, track: int = 0) -> np.ndarray:
+def pose(t: int, track: int = 0) -> npt.NDArray[np.float32]:
     """A distinct H36M pose per (frame, track); score 0.5 so 2 x pose stays recognisable."""
     xy = np.stack([np.arange(17) * 0.01 + t, np.full(17, track * 10.0)], axis=-1)
-    return np.concatenate([xy, np.full((17, 1), 0.5)], axis=-1).astype(np.float32)
+    out: npt.NDArray[np.float32] = np.concatenate([xy, np.full((17, 1), 0.5)], axis=-1).astype(np.float32)
+    return out
 
 
 class Clock:
@@ -245,7 +247,7 @@ async def test_an_idle_stream_expires_its_tracks_and_answers_their_last_frames(l
     ("frames", "field"),
     [
         ([TrackFrame("a", np.full((17, 3), np.nan), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0]"),
-        ([TrackFrame("a", np.zeros((26, 3)), field="frame.tracks[0]")], "frame.tracks[0].keypoints"),
+        ([TrackFrame("a", np.zeros((26, 3), np.float32), field="frame.tracks[0]")], "frame.tracks[0].keypoints"),
         ([TrackFrame("a", np.full((17, 3), -2.0), field="frame.tracks[0]")], "frame.tracks[0].keypoints[0][2]"),
         ([frame(0, "a"), frame(1, "a", i=1)], "frame.tracks[1]"),
         ([frame(0, t, i=i) for i, t in enumerate("abcd")], "frame.tracks[3]"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.core.windows import merge, plan
@@ -33,7 +34,9 @@ def test_plan_rejects_overlap_not_below_window() -> None:
         plan(500, 243, 243)
 
 
-def _windows_that_disagree(spans: list[tuple[int, int]], truth: np.ndarray) -> list[np.ndarray]:
+def _windows_that_disagree(
+    spans: list[tuple[int, int]], truth: npt.NDArray[np.float32]
+) -> list[npt.NDArray[np.float32]]:
     """What a model does at clip boundaries: each window's answer is the truth plus its own bias."""
     return [truth[s:e] + 0.05 * (i + 1) for i, (s, e) in enumerate(spans)]
 

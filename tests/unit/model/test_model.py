@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from service.model.checkpoint import build_model, count_parameters, load_state_d
 from service.model.configs import CONFIGS, resolve_config
 from service.model.dstformer import DSTformer
 from service.model.export import export_torchscript, load_torchscript, model_meta, read_meta
-from tests.data import FIXTURES
+from tests.data import FIXTURES, Golden
 
 LENGTHS = [1, 27, 81, 100, 243]
 TOL = 1e-4
@@ -30,15 +31,16 @@ def flip(x: torch.Tensor) -> torch.Tensor:
 
 
 def run_flip_tta(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return (model(x) + flip(model(flip(x)))) / 2
+    out: torch.Tensor = (model(x) + flip(model(flip(x)))) / 2
+    return out
 
 
-def max_err(a: torch.Tensor, b: np.ndarray) -> float:
+def max_err(a: torch.Tensor, b: npt.NDArray[np.float32 | np.int64]) -> float:
     return float((a - torch.from_numpy(b)).abs().max())
 
 
 @pytest.fixture(scope="module")
-def golden() -> dict[str, np.ndarray]:
+def golden() -> Golden:
     with np.load(FIXTURES / "golden_tiny.npz") as g:
         return {k: g[k] for k in g.files}
 
@@ -91,7 +93,7 @@ def test_tiny_parameter_count(tiny: DSTformer) -> None:
 
 
 @pytest.mark.parametrize("t", LENGTHS)
-def test_eager_matches_official(tiny: DSTformer, golden: dict[str, np.ndarray], t: int) -> None:
+def test_eager_matches_official(tiny: DSTformer, golden: Golden, t: int) -> None:
     x = torch.from_numpy(golden[f"input_t{t}"])
     with torch.inference_mode():
         assert max_err(tiny(x), golden[f"tiny_out_t{t}"]) <= TOL
@@ -105,7 +107,7 @@ def scripted(exported: Path) -> torch.jit.ScriptModule:
 
 
 @pytest.mark.parametrize("t", LENGTHS)
-def test_torchscript_matches_official(scripted: torch.jit.ScriptModule, golden: dict[str, np.ndarray], t: int) -> None:
+def test_torchscript_matches_official(scripted: torch.jit.ScriptModule, golden: Golden, t: int) -> None:
     module = scripted
     x = torch.from_numpy(golden[f"input_t{t}"])
     ref = golden[f"tiny_out_t{t}"]
@@ -117,9 +119,7 @@ def test_torchscript_matches_official(scripted: torch.jit.ScriptModule, golden: 
             assert max_err(module(x[idx]), ref[idx]) <= TOL
 
 
-def test_torchscript_handles_alternating_lengths(
-    scripted: torch.jit.ScriptModule, golden: dict[str, np.ndarray]
-) -> None:
+def test_torchscript_handles_alternating_lengths(scripted: torch.jit.ScriptModule, golden: Golden) -> None:
     with torch.inference_mode():
         for t in [243, 1, 100, 27, 81, 1, 243]:
             assert max_err(scripted(torch.from_numpy(golden[f"input_t{t}"])), golden[f"tiny_out_t{t}"]) <= TOL
@@ -200,7 +200,7 @@ def _reference_forward(sd: dict[str, torch.Tensor], heads: int, x: torch.Tensor)
     return lin("head", h).reshape(b, t, j, -1)
 
 
-def test_perturbed_weights_match_reference(golden: dict[str, np.ndarray]) -> None:
+def test_perturbed_weights_match_reference(golden: Golden) -> None:
     # The golden weights have zero biases, unit LayerNorms and 50/50 stream fusion; perturb every parameter and
     # compare in float64, where any difference is a logic error rather than rounding.
     model = build_model(CONFIGS["tiny"], seed=3).double()

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 
@@ -49,11 +50,11 @@ def micro_config(out: Path, steps: int, **kw: object) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def world() -> np.ndarray:
+def world() -> npt.NDArray[np.float64]:
     return load_mocap(FIXTURE, "train")[0].joints[:40]
 
 
-def test_views_are_normalised_as_the_serving_path(world: np.ndarray) -> None:
+def test_views_are_normalised_as_the_serving_path(world: npt.NDArray[np.float64]) -> None:
     rng = np.random.default_rng(0)
     camera = synth.random_camera(rng, world)
     uv, target_px, factor, cam = synth.project(camera, world)
@@ -74,7 +75,7 @@ def test_views_are_normalised_as_the_serving_path(world: np.ndarray) -> None:
         assert mpjpe(rel.astype(np.float64), cam - cam[:, :1]).mean() < 150
 
 
-def test_mirror_and_bone_augmentation_keep_a_skeleton(world: np.ndarray) -> None:
+def test_mirror_and_bone_augmentation_keep_a_skeleton(world: npt.NDArray[np.float64]) -> None:
     rng = np.random.default_rng(1)
     out = synth.augment(rng, world, bone_sigma=0.0, mirror=True)
     again = synth.augment(np.random.default_rng(1), world, bone_sigma=0.0, mirror=True)
