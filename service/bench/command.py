@@ -130,7 +130,8 @@ def _bench_model(args: argparse.Namespace) -> int:
     import torch
 
     from service.backends.torchscript.heap import keep_freed_memory
-    from service.bench.model import render_report, run, write_csv
+    from service.bench.model import run
+    from service.bench.model_report import render_report, write_csv
     from service.bench.peak import parse_shapes
 
     keep_freed_memory()  # as `serve` does, so the figures are the served model's (service/backends/torchscript/heap.py)

@@ -7,34 +7,29 @@ after that precision's model rows, and the larger of the two is the reference fo
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.bench.peak import (
     GEMM_SHAPES,
-    MAX_GEMM_CALL_SECONDS,
     Peak,
     Shape,
     matmul_peak,
-    shape_text,
     timed,
 )
-from service.bench.table import render
 from service.model.precision import torch_dtype
 
-__all__ = ["ModelRow", "Report", "flops_per_window", "measure", "render_report", "run", "write_csv"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ModelRow", "Report", "flops_per_window", "measure", "run"]
 
 # `default`: the trained default model (its description beside the weights gives the hyperparameters).
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "model" / "weights" / "default.json"
 # Longer than any window: every Attention takes the explicit matmul + softmax path.
 _ALWAYS_MATERIALISED = 10**9
-
-HEADERS = [
-    "config", "precision", "window", "batch", "ms/call", "frames/s", "GFLOP/s", "% peak", "% local peak", "vs batch 1",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -148,9 +143,6 @@ def measure(
     """
     import torch
 
-    from service.model.checkpoint import build_model
-    from service.model.export import script
-
     dtype = torch_dtype(precision)
     if official and precision != "fp32":
         raise ValueError("the official-style baseline is fp32 only")
@@ -161,47 +153,56 @@ def measure(
     too_long = [w for w in windows if w > maxlen]
     if too_long:
         notes.append(f"{label}: window(s) {', '.join(map(str, too_long))} skipped (longer than its maxlen {maxlen})")
-    eager = build_model(hparams, seed=0)
-    if official:
-        materialise_attention(eager)
-        model: Any = eager
-    else:
-        model = script(eager.to(dtype))
+    model = _bench_model(hparams, dtype, official=official)
     rows: list[ModelRow] = []
     for window in (w for w in windows if w <= maxlen):
         flops = flops_per_window(hparams, window)
         for batch in batches:
-            rate = max((r.gflops for r in rows), default=rate_hint)
-            predicted = batch * flops / (rate * 1e9) if rate else 0.0
-            if max_call_seconds > 0 and predicted > max_call_seconds:
-                notes.append(
-                    f"{label} {precision} window {window} batch {batch} skipped: predicted {predicted:,.0f} s "
-                    f"per call at {rate:,.1f} GFLOP/s > max {max_call_seconds:g} s"
-                )
+            skip = _too_slow(batch * flops, max((r.gflops for r in rows), default=rate_hint), max_call_seconds)
+            if skip:
+                notes.append(f"{label} {precision} window {window} batch {batch} skipped: {skip}")
                 continue
             x = torch.randn(batch, window, int(hparams.get("num_joints", 17)), int(hparams.get("dim_in", 3)))
-
-            def call(x: torch.Tensor = x) -> object:
-                with torch.inference_mode():
-                    return model(x)
-
-            local_before = probe() if probe is not None else None
-            per_call = timed(call, min_seconds=seconds)
-            local = None if probe is None or local_before is None else max(local_before, probe())
-            rows.append(
-                ModelRow(
-                    label,
-                    precision,
-                    not official,
-                    window,
-                    batch,
-                    1000 * per_call,
-                    batch * window / per_call,
-                    batch * flops / per_call / 1e9,
-                    local,
-                )
-            )
+            per_call, local = _time_call(model, x, seconds, probe)
+            speed = (1000 * per_call, batch * window / per_call, batch * flops / per_call / 1e9)
+            rows.append(ModelRow(label, precision, not official, window, batch, *speed, local))
     return rows
+
+
+def _bench_model(hparams: Mapping[str, Any], dtype: torch.dtype, *, official: bool) -> Any:
+    """The seeded model ``measure`` times: scripted in ``dtype``, or eager with attention materialised."""
+    from service.model.checkpoint import build_model
+    from service.model.export import script
+
+    eager = build_model(hparams, seed=0)
+    if official:
+        materialise_attention(eager)
+        return eager
+    return script(eager.to(dtype))
+
+
+def _too_slow(flops: float, rate: float | None, max_call_seconds: float) -> str:
+    """Why a call of ``flops`` is skipped ("" to run it): at ``rate`` GFLOP/s it would take over the limit."""
+    predicted = flops / (rate * 1e9) if rate else 0.0
+    if max_call_seconds > 0 and predicted > max_call_seconds:
+        return f"predicted {predicted:,.0f} s per call at {rate:,.1f} GFLOP/s > max {max_call_seconds:g} s"
+    return ""
+
+
+def _time_call(
+    model: Any, x: torch.Tensor, seconds: float, probe: Callable[[], float] | None
+) -> tuple[float, float | None]:
+    """Seconds per call of ``model`` on ``x`` (``timed``), and the larger ``probe`` result before and after it."""
+    import torch
+
+    def call() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    local_before = probe() if probe is not None else None
+    per_call = timed(call, min_seconds=seconds)
+    local = None if probe is None or local_before is None else max(local_before, probe())
+    return per_call, local
 
 
 def run(
@@ -258,47 +259,3 @@ def run(
     if official:
         report.notes.append("*-official: eager (not scripted) fp32 model, attention materialised at every length")
     return report
-
-
-def _peak_line(precision: str, peaks: tuple[Peak, Peak], threads: int) -> str:
-    before, after = peaks
-    line = (
-        f"{precision} matmul peak {max(before.gflops, after.gflops):,.1f} GFLOP/s ({threads} threads) = max of "
-        f"before rows {before.gflops:,.1f} (at {shape_text(before.shape)}), "
-        f"after rows {after.gflops:,.1f} (at {shape_text(after.shape)})"
-    )
-    skipped = sorted({*before.skipped, *after.skipped})
-    if skipped:
-        line += f"; not run (one call > {MAX_GEMM_CALL_SECONDS:g} s): {', '.join(map(shape_text, skipped))}"
-    return line
-
-
-def _table_row(report: Report, r: ModelRow) -> list[object]:
-    ratio = report.vs_batch1(r)
-    pct = 100 * r.gflops / report.peak_gflops(r.precision)
-    local = "n/a" if r.local_peak is None else f"{100 * r.gflops / r.local_peak:.1f}"
-    vs_batch1 = "n/a" if ratio is None else f"{ratio:.2f}"
-    return [r.config, r.precision, r.window, r.batch, r.ms_per_call, r.frames_per_s, r.gflops, pct, local, vs_batch1]
-
-
-def render_report(report: Report) -> str:
-    """The peak lines (one per precision), the table (columns ``HEADERS``) and the notes, as printed."""
-    lines = [_peak_line(p, peaks, report.threads) for p, peaks in report.peaks.items()]
-    lines.append("GEMM shapes are MxKxN of addmm(bias[N], a[M,K], w[N,K].t()), as nn.Linear runs them")
-    lines.append(render(HEADERS, [_table_row(report, r) for r in report.rows]))
-    lines += [f"note: {n}" for n in report.notes]
-    return "\n".join(lines)
-
-
-def write_csv(report: Report, path: Path) -> None:
-    """The rows as CSV (``ModelRow`` fields plus ``peak_gflops``, ``pct_peak`` and ``vs_batch1``, empty when
-    there is no batch-1 row); parent directories are created. ``OSError`` on I/O failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([*ModelRow.__dataclass_fields__, "peak_gflops", "pct_peak", "vs_batch1"])
-        for r in report.rows:
-            peak = report.peak_gflops(r.precision)
-            ratio = report.vs_batch1(r)
-            values = asdict(r).values()
-            writer.writerow([*values, f"{peak:.3f}", f"{100 * r.gflops / peak:.3f}", "" if ratio is None else ratio])

@@ -99,6 +99,73 @@ def poses(frames: int = 300) -> Any:
     return np.concatenate([xy, np.full((frames, 17, 1), 0.9)], axis=-1).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Cameras:
+    """What the cameras of one ``drive`` share: the schedule, the stream settings and the row they fill."""
+
+    row: StreamRow
+    motion: Any  # the poses every camera sends, [frames, 17, 3]
+    start: float  # perf_counter() when the first camera sends frame 0
+    seconds: float  # measured time after each stream's lead-in
+    fps: float
+    window: int | None
+    flip: bool
+    deadline: float  # timeout of each stream, s
+
+    async def run(self, client: Any, offset: float) -> None:
+        """One camera on ``client``, ``offset`` s after ``start``; a ``LiftError`` is counted in the row."""
+        from service.errors import LiftError
+
+        try:
+            await self._paced(client, offset)
+        except LiftError as exc:  # reported in the table, not fatal to the sweep
+            self.row.errors += 1
+            self.row.error = f"{type(exc).__name__}: {exc.message}"
+
+    async def _paced(self, client: Any, offset: float) -> None:
+        """Open the stream, send on schedule while reading answers, end it, collect the last answers."""
+        mode = self.row.mode
+        sent_at: dict[int, float] = {}
+        config = {"window": self.window, "hop": mode.hop, "flip": self.flip}
+        async with client.stream(
+            format="coco", image_size=IMAGE_SIZE, mode="lookahead" if mode.lookahead else "causal",
+            lookahead=mode.lookahead, timeout_s=self.deadline, **config,
+        ) as stream:  # fmt: skip
+            assert stream.started is not None
+            lead = stream.started.window + mode.lookahead  # frames until the first full window answers
+            reader = asyncio.create_task(self._read(stream, sent_at))
+            try:
+                await self._send(stream, offset, lead, sent_at)
+                await stream.done_writing()
+                await reader
+            finally:  # a failed send leaves the reader to collect, not to warn about later
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+    async def _send(self, stream: Any, offset: float, lead: int, sent_at: dict[int, float]) -> None:
+        """Send a frame every 1/fps s until ``seconds`` after the lead-in; frames from ``lead`` on are measured."""
+        stop = self.start + lead / self.fps + self.seconds
+        i = 0
+        while (due := self.start + offset + i / self.fps) < stop:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            now = time.perf_counter()
+            if i >= lead:
+                self.row.send_lag_ms.append(1000 * (now - due))
+                sent_at[i] = now
+                self.row.sent += 1
+            await stream.send(self.motion[i % len(self.motion)], frame_index=i)
+            i += 1
+
+    async def _read(self, stream: Any, sent_at: dict[int, float]) -> None:
+        """Record the latency and batch size of every answer to a measured frame."""
+        async for answer in stream:
+            sent = sent_at.pop(answer.frame_index, None)
+            if sent is not None:  # a measured frame
+                self.row.latencies_ms.append(1000 * (answer.received_at - sent))
+                self.row.answered += 1
+                self.row.batch_sizes.append(answer.latency.batch_size)
+
+
 async def drive(
     target: str, mode: Mode, streams: int, seconds: float, *, fps: float = 30.0, window: int | None = None,
     flip: bool = False,
@@ -106,63 +173,17 @@ async def drive(
     """``streams`` concurrent paced streams to the gRPC ``target`` for ``seconds`` (after their lead-in); their
     measurements. A stream that fails is counted in ``errors`` (the last error in ``error``), not raised."""
     from service.client import AsyncMotionLiftClient
-    from service.errors import LiftError
 
     row = StreamRow(mode, streams)
     motion = poses()
     clients = [AsyncMotionLiftClient(grpc=target) for _ in range(streams)]  # a connection per camera
-    mode_name = "lookahead" if mode.lookahead else "causal"
     start = time.perf_counter() + 0.2
     # A stuck stream fails the point instead of hanging the run (243: the longest window of a model).
     deadline = 0.2 + (243 + mode.lookahead) / fps + seconds + 60
-
-    async def camera(client: Any, offset: float) -> None:
-        try:
-            await paced(client, offset)
-        except LiftError as exc:  # reported in the table, not fatal to the sweep
-            row.errors += 1
-            row.error = f"{type(exc).__name__}: {exc.message}"
-
-    async def paced(client: Any, offset: float) -> None:
-        sent_at: dict[int, float] = {}
-        config = {"window": window, "hop": mode.hop, "flip": flip}
-        async with client.stream(
-            format="coco", image_size=IMAGE_SIZE, mode=mode_name, lookahead=mode.lookahead, timeout_s=deadline,
-            **config,
-        ) as stream:  # fmt: skip
-            assert stream.started is not None
-            lead = stream.started.window + mode.lookahead  # frames until the first full window answers
-            stop = start + lead / fps + seconds
-
-            async def read() -> None:
-                async for answer in stream:
-                    sent = sent_at.pop(answer.frame_index, None)
-                    if sent is not None:  # a measured frame
-                        row.latencies_ms.append(1000 * (answer.received_at - sent))
-                        row.answered += 1
-                        row.batch_sizes.append(answer.latency.batch_size)
-
-            reader = asyncio.create_task(read())
-            try:
-                i = 0
-                while (due := start + offset + i / fps) < stop:
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                    now = time.perf_counter()
-                    if i >= lead:
-                        row.send_lag_ms.append(1000 * (now - due))
-                        sent_at[i] = now
-                        row.sent += 1
-                    await stream.send(motion[i % len(motion)], frame_index=i)
-                    i += 1
-                await stream.done_writing()
-                await reader
-            finally:  # a failed send leaves the reader to collect, not to warn about later
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
-
+    cameras = _Cameras(row, motion, start, seconds, fps, window, flip, deadline)
     cpu = time.process_time()
     try:
-        await asyncio.gather(*(camera(c, k / (fps * streams)) for k, c in enumerate(clients)))
+        await asyncio.gather(*(cameras.run(c, k / (fps * streams)) for k, c in enumerate(clients)))
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     row.seconds = time.perf_counter() - start

@@ -80,39 +80,53 @@ def report(
         render(["batch", "frames/s"], [[b, f] for b, f in raw.items()]),
         "",
         "served (frames/s = frames of answered sequences; healthz = REST /healthz pinged meanwhile):",
-        render(
-            [
-                "setup",
-                "clients",
-                "req/s",
-                "frames/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "mean batch",
-                "rejected",
-                "errors",
-                "healthz p99 ms",
-            ],
-            [
-                [
-                    r.setup,
-                    r.concurrency,
-                    r.requests / r.seconds,
-                    r.frames / r.seconds,
-                    r.percentile(50),
-                    r.percentile(95),
-                    r.percentile(99),
-                    float(np.mean(r.batch_sizes)) if r.batch_sizes else 0.0,
-                    r.rejected,
-                    r.errors,
-                    r.percentile(99, r.health_ms),
-                ]
-                for r in rows
-            ],
-        ),
+        _served_table(rows),
         "",
     ]
+    lines += _best_vs_raw(rows, raw, best_batch)
+    if len(setups) == 2:
+        lines += _setup_ratios(rows, setups, protocols, top)
+    return "\n".join(lines)
+
+
+def _served_table(rows: list[LoadRow]) -> str:
+    """The served points, one line each."""
+    return render(
+        [
+            "setup",
+            "clients",
+            "req/s",
+            "frames/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "mean batch",
+            "rejected",
+            "errors",
+            "healthz p99 ms",
+        ],
+        [
+            [
+                r.setup,
+                r.concurrency,
+                r.requests / r.seconds,
+                r.frames / r.seconds,
+                r.percentile(50),
+                r.percentile(95),
+                r.percentile(99),
+                float(np.mean(r.batch_sizes)) if r.batch_sizes else 0.0,
+                r.rejected,
+                r.errors,
+                r.percentile(99, r.health_ms),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _best_vs_raw(rows: list[LoadRow], raw: dict[int, float], best_batch: int) -> list[str]:
+    """Per setup, its best point in model frames/s over the raw backend at its best batch."""
+    lines = []
     for label in dict.fromkeys(r.setup for r in rows):
         best = max((r for r in rows if r.setup == label), key=lambda r: r.frames / r.seconds)
         served = best.model_frames / best.seconds
@@ -120,9 +134,14 @@ def report(
             f"{label}: best {served:,.1f} model frames/s at {best.concurrency} clients = "
             f"{served / raw[best_batch]:.2f} x raw at its best batch ({best_batch})"
         )
-    if len(setups) == 2:
-        for protocol in protocols:
-            a, b = (next(r for r in rows if r.setup == f"{n} {protocol}" and r.concurrency == top) for n in setups)
-            ratio = (a.frames / a.seconds) / max(1e-9, b.frames / b.seconds)
-            lines.append(f"{setups[0]} / {setups[1]} over {protocol} at {top} clients: {ratio:.2f} x")
-    return "\n".join(lines)
+    return lines
+
+
+def _setup_ratios(rows: list[LoadRow], setups: list[str], protocols: Sequence[str], top: int) -> list[str]:
+    """Per protocol, the first setup's frames/s over the second's at ``top`` clients (two setups)."""
+    lines = []
+    for protocol in protocols:
+        a, b = (next(r for r in rows if r.setup == f"{n} {protocol}" and r.concurrency == top) for n in setups)
+        ratio = (a.frames / a.seconds) / max(1e-9, b.frames / b.seconds)
+        lines.append(f"{setups[0]} / {setups[1]} over {protocol} at {top} clients: {ratio:.2f} x")
+    return lines

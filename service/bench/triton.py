@@ -92,6 +92,10 @@ def _direct(url: str, model: str, windows: int, frames: int, concurrency: int, s
     return asyncio.run(direct(url, model, windows, frames, concurrency, seconds))
 
 
+def _read_stats(url: str, model: str) -> ServerStats:
+    return asyncio.run(_stats(url, model))
+
+
 def _warm(step: Callable[[], LoadRow], concurrency: int, *, limit_s: float = 30.0) -> None:
     """Run ``step`` until ``2 x concurrency`` requests were answered in one step (or ``limit_s``): TorchScript's
     profiling executor specialises on the first calls of every batch shape, which take seconds, on both sides."""
@@ -108,6 +112,44 @@ def _local_triton(stack: ExitStack, model_dir: Path, threads: int) -> str:
     write_cpu_repository(model_dir, tmp / "repo")
     server = stack.enter_context(LocalTriton(tmp / "repo", threads=threads))
     return server.grpc_url
+
+
+def _with_split(stats: Callable[[], ServerStats], point: Callable[[], LoadRow]) -> tuple[LoadRow, str]:
+    """Run ``point`` between two reads of Triton's statistics; its row and Triton's share of it (``_split``)."""
+    before = stats()
+    row = point()
+    return row, _split(stats() - before)
+
+
+def _gateway_rows(
+    model_file: Path,
+    flags: Sequence[str],
+    setup: str,
+    stats: Callable[[], ServerStats] | None,
+    body: bytes,
+    frames: int,
+    concurrency: Sequence[int],
+    seconds: float,
+) -> tuple[list[LoadRow], list[str]]:
+    """One gateway setup: a ``motionlift serve`` process with ``flags`` driven over REST at each concurrency;
+    the rows and, with ``stats`` (a Triton-backed setup), a note of Triton's share of each."""
+    rows: list[LoadRow] = []
+    notes: list[str] = []
+    server = ServerProcess(model_file, flags)
+    try:
+        server.wait_ready()
+        for c in concurrency:
+            _warm(partial(_rest, server.url, body, frames, c, 1.0, setup), c)
+            point = partial(_rest, server.url, body, frames, c, seconds, setup)
+            if stats is None:
+                rows.append(point())
+                continue
+            row, split = _with_split(stats, point)
+            rows.append(row)
+            notes.append(f"{setup}, {c} clients: {split}")
+    finally:
+        server.stop()
+    return rows, notes
 
 
 def run(
@@ -130,27 +172,37 @@ def run(
     notes: list[str] = []
     with ExitStack() as stack:
         url = triton_url or _local_triton(stack, model_dir, threads=os.cpu_count() or 1)
+        stats = partial(_read_stats, url, model)
         setups = {
             "gateway -> Triton": ["--backend", "triton", "--triton-urls", url, "--triton-model", model],
             "in-process": ["--backend", "torchscript"],
         }
         for name, flags in setups.items():
-            server = ServerProcess(model_file, [*flags, *serve_flags])
-            try:
-                server.wait_ready()
-                for c in concurrency:
-                    _warm(partial(_rest, server.url, body, frames, c, 1.0, name), c)
-                    before = asyncio.run(_stats(url, model)) if "Triton" in name else None
-                    rows.append(asyncio.run(drive(server.url, body, frames, c, seconds, name, frames)))
-                    if before is not None:
-                        notes.append(f"{name}, {c} clients: {_split(asyncio.run(_stats(url, model)) - before)}")
-            finally:
-                server.stop()
+            setup_rows, setup_notes = _gateway_rows(
+                model_file, [*flags, *serve_flags], name, stats if "Triton" in name else None, body, frames,
+                concurrency, seconds,
+            )  # fmt: skip
+            rows += setup_rows
+            notes += setup_notes
         for c in concurrency:
             _warm(partial(_direct, url, model, windows, frames, c, 1.0), c)
-            before = asyncio.run(_stats(url, model))
-            rows.append(asyncio.run(direct(url, model, windows, frames, c, seconds)))
-            notes.append(f"direct, {c} clients: {_split(asyncio.run(_stats(url, model)) - before)}")
+            row, split = _with_split(stats, partial(_direct, url, model, windows, frames, c, seconds))
+            rows.append(row)
+            notes.append(f"direct, {c} clients: {split}")
+    return _report(model_dir, triton_url, frames, flip, seconds, max(concurrency), rows, notes)
+
+
+def _report(
+    model_dir: Path,
+    triton_url: str | None,
+    frames: int,
+    flip: bool,
+    seconds: float,
+    top: int,
+    rows: list[LoadRow],
+    notes: list[str],
+) -> str:
+    """The printed report: the settings, one table line per point, the Triton notes, the gateway's overhead."""
     table = render(
         ["setup", "clients", "req/s", "frames/s", "p50 ms", "p90 ms", "p99 ms", "errors"],
         [
@@ -161,7 +213,6 @@ def run(
             for r in rows
         ],
     )
-    top = max(concurrency)
     rate = {r.setup: r.frames / r.seconds for r in rows if r.concurrency == top}
     ratio = rate["gateway -> Triton"] / rate["direct Triton client"] if rate.get("direct Triton client") else 0.0
     return "\n".join(

@@ -11,97 +11,23 @@ and gives the same weights as an uninterrupted run. The result is written with `
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from service.model.configs import resolve_config
 from service.training import synth
-from service.training.baseline import MLP_DEFAULTS
+from service.training.config import TrainConfig, fraction_done, hyperparams, learning_rate, window_length
 from service.training.metrics import lifting_loss, mpjpe_loss
 from service.training.mocap import WindowSampler, load_mocap
 from service.training.progress import Progress
 from service.training.weights import build_lifter, save_weights
 
 CURVE_FIELDS = ("step", "seconds", "lr", "train_loss", "train_mpjpe_mm", "heldout_clean_mm", "heldout_noisy_mm")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on (saved in the checkpoint and the weights description)."""
-
-    data: str
-    out: str
-    arch: str = "dstformer"
-    config: str = "tiny"
-    name: str = ""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    window: int = 81
-    steps: int = 2000
-    batch: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: int = 100
-    seed: int = 0
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    heldout_windows: int = 32
-    crop_fraction: float = 0.3
-    clean_fraction: float = 0.2
-    hdm05_share: float = 0.5
-    threads: int = 0
-    fp16: bool = False
-    weights: str = ""
-    resume: bool = True
-    until: int = 0  # stop (checkpointed, no weights written) after this step; 0 = run to ``steps``
-    minutes: float = 0.0  # wall-time budget: the schedule follows the time spent, the run ends when it is used
-
-
-def hyperparams(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
-    """``(config name, hyperparameters)`` of the model ``cfg`` trains (``maxlen`` at least the window)."""
-    if cfg.arch == "mlp":
-        return "mlp", {**MLP_DEFAULTS, **cfg.overrides}
-    name, base = resolve_config(cfg.config)
-    hp: dict[str, Any] = {**base, **cfg.overrides}
-    if int(hp.get("maxlen", 243)) < cfg.window:
-        raise ValueError(f"window {cfg.window} is longer than maxlen {hp.get('maxlen')}")
-    return name, hp
-
-
-def fraction_done(cfg: TrainConfig, step: int, seconds: float) -> float:
-    """How much of the run is done: by steps, or by wall time when ``minutes`` is set (whichever is ahead)."""
-    frac = step / max(1, cfg.steps)
-    if cfg.minutes > 0:
-        frac = max(frac, seconds / (60.0 * cfg.minutes))
-    return min(1.0, frac)
-
-
-def learning_rate(cfg: TrainConfig, step: int, seconds: float = 0.0) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 5% of ``lr`` at the end of the run (at
-    ``steps``, or when the ``minutes`` budget is spent)."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = max(0.0, fraction_done(cfg, step, seconds) - cfg.warmup / max(1, cfg.steps)) / (
-        1.0 - cfg.warmup / max(1, cfg.steps)
-    )
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
-
-
-def window_length(rng: np.random.Generator, window: int) -> int:
-    """Frames of this step's windows: the full window half of the time, else shorter (short clips, the start
-    of a stream), so the model serves any length up to ``window``."""
-    r = rng.random()
-    if r < 0.5 or window < 4:
-        return window
-    if r < 0.95:
-        return int(rng.integers(window // 4, window + 1))
-    return int(rng.integers(1, window // 4 + 1))
 
 
 HeldOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, target, mm_per_unit
@@ -167,10 +93,136 @@ class _RunClock:
         return self.total + (time.perf_counter() - self.last)
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+class _Run:
+    """One run's moving parts: the data, the seeded model, optimiser and generator, and the run directory
+    (``last.pt``, ``curve.csv``, and the weights unless ``cfg.weights`` names another file)."""
+
+    def __init__(self, cfg: TrainConfig, hp: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        train_seqs = load_mocap(cfg.data, "train")
+        self.sampler = WindowSampler(
+            train_seqs, source_weights={"hdm05": cfg.hdm05_share, "cmu": 1.0 - cfg.hdm05_share}
+        )
+        self.held_views = heldout_views(cfg)
+        torch.manual_seed(cfg.seed)
+        self.model = build_lifter(cfg.arch, hp)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def resume(self) -> tuple[int, float]:
+        """Load ``last.pt`` when resuming and it exists: its ``(step, seconds)``, else ``(0, 0.0)``."""
+        cfg, ckpt_path = self.cfg, self.out / "last.pt"
+        if not (cfg.resume and ckpt_path.is_file()):
+            return 0, 0.0
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = json.loads(ckpt["config"])
+        keys = ("arch", "config", "overrides", "window", "steps", "batch", "lr", "warmup", "seed", "data")
+        if any(saved.get(k) != asdict(cfg).get(k) for k in keys):
+            raise ValueError(f"{ckpt_path} was made with other settings ({ {k: saved.get(k) for k in keys} })")
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        return int(ckpt["step"]), float(ckpt["seconds"])
+
+    def train_step(self, step: int, clock: _RunClock) -> tuple[float, dict[str, torch.Tensor]]:
+        """One optimiser step on fresh synthetic views: its learning rate and loss terms."""
+        cfg, model, rng = self.cfg, self.model, self.rng
+        model.train()
+        frames = window_length(rng, cfg.window)
+        batch = max(cfg.batch, min(4 * cfg.batch, cfg.batch * cfg.window // frames))
+        inputs, target, mm = synth.training_views(
+            rng, self.sampler.sample(rng, batch, frames), cfg.crop_fraction, cfg.clean_fraction
+        )
+        lr = learning_rate(cfg, step, clock.seconds())
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        terms = lifting_loss(model(torch.from_numpy(inputs)), torch.from_numpy(target), torch.from_numpy(mm))
+        self.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        self.opt.step()
+        return lr, terms
+
+    def heldout(self) -> dict[str, float]:
+        """Held-out MPJPE (mm) of the model, in eval mode, per view (clean, noisy)."""
+        self.model.eval()
+        return {k: heldout_mpjpe(self.model, v) for k, v in self.held_views.items()}
+
+    def log_heldout(
+        self, step: int, clock: _RunClock, lr: float, losses: list[float], mpjpes: list[float]
+    ) -> dict[str, float]:
+        """``heldout()``, appended to ``curve.csv`` with the training means of the steps since the last row."""
+        last_eval = self.heldout()
+        row = [step, clock.seconds(), lr, np.mean(losses), np.mean(mpjpes)]
+        row += [last_eval["clean"], last_eval["noisy"]]
+        with (self.out / "curve.csv").open("a", encoding="utf-8") as f:
+            f.write(",".join(f"{v:.6g}" for v in row) + "\n")
+        return last_eval
+
+    def checkpoint(self, step: int, clock: _RunClock) -> None:
+        """Save ``last.pt``, all ``resume`` needs to go on as if never stopped (via a temporary file: a run
+        stopped while saving keeps its previous checkpoint)."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": step,
+            "seconds": clock.seconds(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(asdict(self.cfg)),
+        }
+        path = self.out / "last.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def write_weights(self, name: str, hp: dict[str, Any], heldout: dict[str, float], seconds: float) -> Path:
+        """Write the weights and their description (plus an fp32 copy when saving fp16); where they went."""
+        cfg = self.cfg
+        weights = Path(cfg.weights) if cfg.weights else self.out / "model.safetensors"
+        spec = {
+            "arch": cfg.arch,
+            "config": cfg.name or name,
+            "hyperparams": hp,
+            "window": cfg.window,
+            "training": {**asdict(cfg), "seconds": round(seconds, 1), "torch_threads": torch.get_num_threads()},
+            "heldout_mpjpe_mm": {k: round(v, 2) for k, v in heldout.items()},
+        }
+        save_weights(self.model, weights, spec, fp16=cfg.fp16)
+        if cfg.fp16:  # keep full precision too, to check that half precision costs no accuracy
+            save_weights(self.model, self.out / "fp32.safetensors", spec, fp16=False)
+        return weights
+
+
+def _train_until(run: _Run, step: int, clock: _RunClock, progress: Progress) -> tuple[int, bool, dict[str, float]]:
+    """Train from ``step`` (a run not yet done) until it is done or reaches ``until``: held-out rows every
+    ``eval_every`` steps and at the end, checkpoints every ``checkpoint_every`` steps, at the end and at
+    ``until``. The step reached, whether the run is done, and the last held-out MPJPEs ({} if none)."""
+    cfg = run.cfg
+    losses: list[float] = []
+    mpjpes: list[float] = []
+    last_eval: dict[str, float] = {}
+    done = False
+    while not done and not (0 < cfg.until <= step):
+        lr, terms = run.train_step(step, clock)
+        step += 1
+        clock.tick()
+        losses.append(terms["loss"].item())
+        mpjpes.append(terms["mpjpe"].item())
+        done = fraction_done(cfg, step, clock.seconds()) >= 1.0
+        pause = 0 < cfg.until <= step
+        if step % cfg.eval_every == 0 or done:
+            last_eval = run.log_heldout(step, clock, lr, losses, mpjpes)
+            losses, mpjpes = [], []
+        if step % cfg.checkpoint_every == 0 or done or pause:
+            run.checkpoint(step, clock)
+        frac = fraction_done(cfg, step, clock.seconds())
+        held = {f"held_{k}": v for k, v in last_eval.items()}
+        progress.update(step, fraction=frac, loss=terms["mpjpe"].item(), **held)
+    return step, done, last_eval
 
 
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -182,98 +234,23 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     name, hp = hyperparams(cfg)
-    run = Path(cfg.out)
-    run.mkdir(parents=True, exist_ok=True)
-    train_seqs = load_mocap(cfg.data, "train")
-    sampler = WindowSampler(train_seqs, source_weights={"hdm05": cfg.hdm05_share, "cmu": 1.0 - cfg.hdm05_share})
-    held_views = heldout_views(cfg)
-    torch.manual_seed(cfg.seed)
-    model = build_lifter(cfg.arch, hp)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
-    step, elapsed = 0, 0.0
-    ckpt_path = run / "last.pt"
-    if cfg.resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved = json.loads(ckpt["config"])
-        keys = ("arch", "config", "overrides", "window", "steps", "batch", "lr", "warmup", "seed", "data")
-        if any(saved.get(k) != asdict(cfg).get(k) for k in keys):
-            raise ValueError(f"{ckpt_path} was made with other settings ({ {k: saved.get(k) for k in keys} })")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        step, elapsed = int(ckpt["step"]), float(ckpt["seconds"])
-    curve_path = run / "curve.csv"
+    run = _Run(cfg, hp)
+    step, elapsed = run.resume()
     if step == 0:
-        curve_path.write_text(",".join(CURVE_FIELDS) + "\n", encoding="utf-8")
+        (run.out / "curve.csv").write_text(",".join(CURVE_FIELDS) + "\n", encoding="utf-8")
     progress = progress or Progress(cfg.steps)
     progress.start(step)
     clock = _RunClock(elapsed)
-    losses: list[float] = []
-    mpjpes: list[float] = []
     last_eval: dict[str, float] = {}
     done = fraction_done(cfg, step, elapsed) >= 1.0
-    while not done and not (0 < cfg.until <= step):
-        model.train()
-        frames = window_length(rng, cfg.window)
-        batch = max(cfg.batch, min(4 * cfg.batch, cfg.batch * cfg.window // frames))
-        inputs, target, mm = synth.training_views(
-            rng, sampler.sample(rng, batch, frames), cfg.crop_fraction, cfg.clean_fraction
-        )
-        lr = learning_rate(cfg, step, clock.seconds())
-        for group in opt.param_groups:
-            group["lr"] = lr
-        terms = lifting_loss(model(torch.from_numpy(inputs)), torch.from_numpy(target), torch.from_numpy(mm))
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        clock.tick()
-        losses.append(terms["loss"].item())
-        mpjpes.append(terms["mpjpe"].item())
-        done = fraction_done(cfg, step, clock.seconds()) >= 1.0
-        pause = 0 < cfg.until <= step
-        if step % cfg.eval_every == 0 or done:
-            model.eval()
-            last_eval = {k: heldout_mpjpe(model, v) for k, v in held_views.items()}
-            row = [step, clock.seconds(), lr, np.mean(losses), np.mean(mpjpes)]
-            row += [last_eval["clean"], last_eval["noisy"]]
-            with curve_path.open("a", encoding="utf-8") as f:
-                f.write(",".join(f"{v:.6g}" for v in row) + "\n")
-            losses, mpjpes = [], []
-        if step % cfg.checkpoint_every == 0 or done or pause:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "seconds": clock.seconds(),
-                "numpy_rng": json.dumps(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(),
-                "config": json.dumps(asdict(cfg)),
-            }
-            _save_checkpoint(ckpt_path, state)
-        frac = fraction_done(cfg, step, clock.seconds())
-        held = {f"held_{k}": v for k, v in last_eval.items()}
-        progress.update(step, fraction=frac, loss=terms["mpjpe"].item(), **held)
+    if not done:
+        step, done, last_eval = _train_until(run, step, clock, progress)
     progress.finish()
-    model.eval()
+    run.model.eval()
     seconds = clock.seconds()
     if not done:
         return {"weights": None, "seconds": seconds, "heldout_mpjpe_mm": last_eval, "steps": step}
     if not last_eval:  # resumed a finished run
-        last_eval = {k: heldout_mpjpe(model, v) for k, v in held_views.items()}
-    weights = Path(cfg.weights) if cfg.weights else run / "model.safetensors"
-    spec = {
-        "arch": cfg.arch,
-        "config": cfg.name or name,
-        "hyperparams": hp,
-        "window": cfg.window,
-        "training": {**asdict(cfg), "seconds": round(seconds, 1), "torch_threads": torch.get_num_threads()},
-        "heldout_mpjpe_mm": {k: round(v, 2) for k, v in last_eval.items()},
-    }
-    save_weights(model, weights, spec, fp16=cfg.fp16)
-    if cfg.fp16:  # keep full precision too, to check that half precision costs no accuracy
-        save_weights(model, run / "fp32.safetensors", spec, fp16=False)
+        last_eval = run.heldout()
+    weights = run.write_weights(name, hp, last_eval, seconds)
     return {"weights": str(weights), "seconds": seconds, "heldout_mpjpe_mm": last_eval, "steps": step}

@@ -55,7 +55,8 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from service.training.train import TrainConfig, train
+    from service.training.config import TrainConfig
+    from service.training.train import train
 
     # The flags' dests are TrainConfig's field names; fields without a flag keep their defaults.
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

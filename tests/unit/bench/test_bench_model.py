@@ -14,14 +14,8 @@ from typing import Any
 import pytest
 
 from service.bench import peak
-from service.bench.model import (
-    HEADERS,
-    flops_per_window,
-    measure,
-    render_report,
-    resolve_bench_config,
-    run,
-)
+from service.bench.model import flops_per_window, measure, resolve_bench_config, run
+from service.bench.model_report import HEADERS, render_report
 from service.bench.peak import matmul_peak, parse_shapes, timed
 from service.cli import main
 from service.model.configs import CONFIGS

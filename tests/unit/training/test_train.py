@@ -20,10 +20,11 @@ from service.core.keypoints import normalise_crop, normalise_pixel
 from service.model.checkpoint import load_state_dict
 from service.model.export import read_meta
 from service.training import synth
+from service.training.config import TrainConfig
 from service.training.evaluate import evaluate_model
 from service.training.metrics import accel_error, mpjpe, p_mpjpe
 from service.training.mocap import Sequence, WindowSampler, load_mocap
-from service.training.train import TrainConfig, train
+from service.training.train import train
 from service.training.weights import load_lifter
 from tests.data import FIXTURES
 
