@@ -18,12 +18,15 @@ import grpc
 import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 import torch
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from tests.conftest import Served
 from tests.data import FIXTURES, project
+
+pytestmark = pytest.mark.slow
 
 RECORDED = FIXTURES / "answers_before.npz"
 SIZE = [1920.0, 1080.0]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -219,3 +220,32 @@ async def test_frames_before_a_config_are_refused(stub: Any) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "config: the first message of a stream must be its config",
     )
+
+
+def _metrics(rest_url: str) -> dict[str, float]:
+    wanted = ("motionlift_streams_active", "motionlift_stream_frames_total")
+    values: dict[str, float] = {}
+    for line in httpx.get(f"{rest_url}/metrics").text.splitlines():
+        if line.startswith(wanted):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+async def test_streams_and_their_frames_are_counted(stub: Any, rest_url: str) -> None:
+    before = _metrics(rest_url)
+    stream = Stream(stub, mode=pb.STREAM_MODE_LOOKAHEAD, lookahead=2)
+    await stream.open()
+    assert _metrics(rest_url)["motionlift_streams_active"] == before["motionlift_streams_active"] + 1
+    seq = np.asarray(walk(6), np.float32)
+    answers = [a for p in seq for a in await stream.send({"a": p, "b": p[::-1]})]
+    answers += await stream.close()
+    assert len(answers) == 12
+    after = _metrics(rest_url)
+    counted = {k: after[k] - before[k] for k in after}
+    assert counted == {
+        "motionlift_streams_active": 0.0,
+        'motionlift_stream_frames_total{outcome="received"}': 12.0,
+        'motionlift_stream_frames_total{outcome="answered"}': 12.0,
+        'motionlift_stream_frames_total{outcome="skipped"}': 0.0,
+    }

@@ -24,6 +24,8 @@ from service.model.export import read_meta
 from tests.data import FIXTURES, Golden
 from tests.servers import serve_rest
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bf16_model(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -7,6 +7,8 @@ import pytest
 from service.bench.stream import Mode, drive, parse_modes, report, sweep
 from tests.conftest import Served
 
+pytestmark = pytest.mark.slow
+
 
 def test_parse_modes_and_budgets() -> None:
     assert parse_modes("causal,lookahead:8,lookahead:8:4") == [Mode(), Mode(8, 1), Mode(8, 4)]

@@ -27,6 +27,7 @@ print(round(rss_mb() - before))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_freed_large_blocks_stay_mapped_only_when_tuned() -> None:
     def kept_mb(mode: str) -> int:

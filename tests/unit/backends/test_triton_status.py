@@ -52,6 +52,7 @@ def test_config_only_written_in_a_repository_layout(tmp_path: Path) -> None:
     assert 'name: "m"' in text and "dims: [ 81, 17, 3 ]" in text and '\\"' in text
 
 
+@pytest.mark.slow
 def test_the_triton_gateway_never_imports_torch() -> None:
     """The gateway image for Triton has no torch: building the service with backend=triton must not need it."""
     import subprocess

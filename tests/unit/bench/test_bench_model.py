@@ -63,6 +63,7 @@ def expected_flops(hp: dict[str, Any], window: int) -> int:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window", [27, 243])  # 243 > FUSED_MIN_LENGTH: the fused kernel's work counts too
 def test_flops_of_tiny_follow_the_architecture(window: int) -> None:
     assert flops_per_window(CONFIGS["tiny"], window) == expected_flops(dict(CONFIGS["tiny"]), window)
@@ -76,6 +77,7 @@ def short_tiny(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_run_rows_peaks_and_maxlen_skip(short_tiny: str) -> None:
     report = run(["tiny", short_tiny], [9, 27], [1, 2], seconds=SECONDS, shapes=SMALL_GEMMS)
 
@@ -163,6 +165,7 @@ def test_parse_shapes() -> None:
             parse_shapes(bad)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rows.csv"
     argv = ["bench", "model", "--configs", "tiny", "--windows", "9", "--batches", "1,2", "--seconds", str(SECONDS)]

@@ -79,6 +79,13 @@ async def rest(s: StreamSession) -> list[FrameAnswer]:
     return [a async for a in s.answers()]
 
 
+def counts(lifter: Lifter) -> dict[str, int]:
+    """Stream frames by outcome, and the streams open, as /metrics reports them."""
+    sample = lifter.metrics.registry.get_sample_value
+    frames = {o: sample("motionlift_stream_frames_total", {"outcome": o}) for o in ("received", "answered", "skipped")}
+    return {k: int(v or 0) for k, v in {**frames, "streams": sample("motionlift_streams_active")}.items()}
+
+
 def expect(answer: FrameAnswer, t: int, first: int, track: int = 0) -> None:
     """The answer is frame t, from a window whose first frame is ``first`` (root depth 0 at that row)."""
     want = 2 * pose(t, track)
@@ -167,6 +174,9 @@ async def test_latest_frame_wins_while_the_model_is_busy(lifter: Lifter) -> None
     s.push([frame(4)])
     (third,) = await take(s, 1)
     assert (third.frame_index, third.skipped, third.skipped_total) == (4, 0, 2)
+    assert counts(lifter) == {"received": 5, "answered": 3, "skipped": 2, "streams": 1}
+    await s.close()
+    assert counts(lifter)["streams"] == 0
 
 
 async def test_a_burst_is_answered_by_its_newest_frame_only(lifter: Lifter) -> None:
@@ -195,6 +205,7 @@ async def test_a_refused_window_is_skipped_and_reported(lifter: Lifter, monkeypa
     s.push([frame(1)])
     (answer,) = await take(s, 1)
     assert (answer.frame_index, answer.skipped, answer.skipped_total, answer.window_frames) == (1, 1, 1, 2)
+    assert counts(lifter) == {"received": 2, "answered": 1, "skipped": 1, "streams": 1}
 
 
 async def test_tracks_keep_their_own_windows(lifter: Lifter) -> None:

@@ -106,6 +106,7 @@ def scripted(exported: Path) -> torch.jit.ScriptModule:
     return load_torchscript(exported)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", LENGTHS)
 def test_torchscript_matches_official(scripted: torch.jit.ScriptModule, golden: Golden, t: int) -> None:
     module = scripted

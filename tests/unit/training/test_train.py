@@ -108,6 +108,7 @@ def test_metrics() -> None:
     assert accel_error(gt + np.arange(5)[:, None, None] * 10.0, gt).max() < 1e-9  # constant velocity
 
 
+@pytest.mark.slow
 def test_train_loss_falls_resumes_and_evaluates(tmp_path: Path) -> None:
     torch.manual_seed(0)
     result = train(micro_config(tmp_path / "run", steps=40))
