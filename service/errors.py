@@ -43,8 +43,49 @@ class InvalidInput(LiftError):
     grpc_code = "INVALID_ARGUMENT"
 
 
+class BadRequest(LiftError):
+    """The body cannot be read: not JSON (syntax, encoding, nesting), or not the object the endpoint takes."""
+
+    code = "bad_request"
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class NotFound(LiftError):
+    """No such route (REST only; gRPC answers an unknown method UNIMPLEMENTED itself)."""
+
+    code = "not_found"
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class MethodNotAllowed(LiftError):
+    """The route exists, not with this method."""
+
+    code = "method_not_allowed"
+    http_status = 405
+    grpc_code = "UNIMPLEMENTED"
+
+
+class RequestTimeout(LiftError):
+    """The client did not send its whole request in time (``--read-timeout-s``); nothing of it was used."""
+
+    code = "request_timeout"
+    http_status = 408
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
+class UnsupportedMediaType(LiftError):
+    """The body is not ``application/json`` (or is compressed): the service reads plain JSON only."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+    grpc_code = "INVALID_ARGUMENT"
+
+
 class PayloadTooLarge(LiftError):
-    """The request body is over the configured size."""
+    """The request is over a configured size: its body, or the work it needs (more windows than the queue can
+    ever hold). Retrying the same request cannot help."""
 
     code = "payload_too_large"
     http_status = 413
@@ -80,8 +121,25 @@ class DeadlineExceeded(LiftError):
 
 
 class BackendError(LiftError):
-    """The model backend failed on a batch (not the caller's fault)."""
+    """The model backend failed on a batch, or answered values that are not finite (not the caller's fault)."""
 
     code = "backend_error"
     http_status = 500
     grpc_code = "INTERNAL"
+
+
+# The table: every error the service answers with, each class once (the client maps answers back through it).
+ERRORS: tuple[type[LiftError], ...] = (
+    LiftError,
+    InvalidInput,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Overloaded,
+    Unavailable,
+    DeadlineExceeded,
+    BackendError,
+)

@@ -55,7 +55,7 @@ class FakeBackend:
         if self.gate is not None:
             await self.gate.wait()
         if self.hold is not None:
-            await asyncio.to_thread(self.hold.wait)
+            await asyncio.to_thread(self.hold.wait, 60)  # bounded: a failed test must not hang the run at exit
         if self.fail is not None:
             raise self.fail
         out: Array = (batch * 2).astype(np.float32)

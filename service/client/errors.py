@@ -14,25 +14,25 @@ import json
 from collections.abc import Iterable, Mapping
 
 from service.errors import (
-    BackendError,
+    ERRORS,
+    BadRequest,
     DeadlineExceeded,
     InvalidInput,
     LiftError,
+    NotFound,
     Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
     Unavailable,
+    UnsupportedMediaType,
 )
 
-BY_CODE: dict[str, type[LiftError]] = {
-    cls.code: cls
-    for cls in (LiftError, InvalidInput, PayloadTooLarge, Overloaded, Unavailable, DeadlineExceeded, BackendError)
-}
+BY_CODE: dict[str, type[LiftError]] = {cls.code: cls for cls in ERRORS}
+# Answers without the service's error body (a proxy, a crash page): the status picks the class (503: Unavailable).
 BY_STATUS: dict[int, type[LiftError]] = {
-    422: InvalidInput,
-    413: PayloadTooLarge,
-    503: Unavailable,
-    504: DeadlineExceeded,
-}
+    cls.http_status: cls
+    for cls in (InvalidInput, BadRequest, NotFound, RequestTimeout, UnsupportedMediaType, PayloadTooLarge)
+} | {503: Unavailable, 504: DeadlineExceeded}
 BY_GRPC: dict[str, type[LiftError]] = {
     "INVALID_ARGUMENT": InvalidInput,
     "UNAVAILABLE": Unavailable,

@@ -21,6 +21,9 @@ from service.core.options import FORMATS
 from service.errors import InvalidInput
 
 SCORE_MAX: Final = 1.0
+# x and y, in pixels or already-normalised units: far beyond any image (a 16K frame is 15,360 pixels wide), near
+# enough that the model's arithmetic stays finite. Beyond it a value is a mistake (1e30 once gave NaN answers).
+COORDINATE_LIMIT: Final = 1e6
 # What each nesting level of a sequence ([T][J][C]) or a pose ([J][C]) holds, for messages.
 _LEVELS: Final = {3: ("frames", "joints", "numbers"), 2: ("joints", "numbers")}
 _REGULAR: Final = "expected nested lists of numbers of equal lengths"
@@ -55,8 +58,8 @@ def as_array(value: object, *, ndim: int, field: str) -> Array:
 
 def check_sequence(array: Array, *, format: str, field: str, max_frames: int) -> Array:
     """Check a ``[T, J, C]`` sequence of ``format``: ``1 <= T <= max_frames``, J the format's joints, C 2 (x, y)
-    or 3 (x, y, score), finite values, no negative score. Returns it with scores above 1 clipped (a new array
-    only then). Raises ``InvalidInput`` naming the first offending element."""
+    or 3 (x, y, score), finite values, x and y within ``COORDINATE_LIMIT``, no negative score. Returns it with
+    scores above 1 clipped (a new array only then). Raises ``InvalidInput`` naming the first offending element."""
     frames = array.shape[0]
     if frames == 0:
         raise InvalidInput(_empty(3), field=field)
@@ -80,6 +83,13 @@ def _check(array: Array, format: str, field: str, first: str) -> Array:
     finite = np.isfinite(array)
     if not finite.all():
         raise InvalidInput("a value is NaN or infinite", field=_at(field, np.argwhere(~finite)[0][:-1]))
+    far = np.abs(array[..., :2]) > COORDINATE_LIMIT
+    if far.any():
+        where = np.argwhere(far)[0]
+        raise InvalidInput(
+            f"coordinate {float(array[tuple(where)]):.6g} is outside +-{COORDINATE_LIMIT:.0e}",
+            field=_at(field, where),
+        )
     if channels == 2:
         return array
     scores = array[..., 2]

@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Final
 
 from service.core import keypoints
 from service.core.arrays import check_pose
 from service.core.backend import Array
 from service.core.options import LiftOptions
 from service.errors import InvalidInput
+
+# Frame indices are int64 on the wire; an unset index is the previous one + 1, which must still fit.
+MAX_FRAME_INDEX: Final = 2**63 - 2
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,8 @@ def check_frames(
     """Check one video frame's tracks and normalise their keypoints as a one-frame request would be (``[17, 3]``
     each, in order). ``last_index`` holds the stream's live tracks and their last frame index. Raises
     ``InvalidInput`` naming the track (``frame.tracks[1]...``): a track twice in the frame, more than
-    ``max_tracks`` live tracks, a frame index that does not increase, a timestamp that is not finite, or bad
-    keypoints."""
+    ``max_tracks`` live tracks, a frame index that does not increase or leaves [0, ``MAX_FRAME_INDEX``], a
+    timestamp that is not finite, or bad keypoints."""
     seen: set[str] = set()
     poses: list[Array] = []
     live = len(last_index)
@@ -83,6 +87,15 @@ def check_frames(
         if live > max_tracks:
             raise InvalidInput(f"more than {max_tracks} live tracks in one stream", field=frame.field)
         last = last_index.get(frame.track_id)
+        if frame.frame_index is not None and not 0 <= frame.frame_index <= MAX_FRAME_INDEX:
+            raise InvalidInput(
+                f"frame_index must be between 0 and {MAX_FRAME_INDEX}, got {frame.frame_index}",
+                field=f"{frame.field}.frame_index",
+            )
+        if frame.frame_index is None and last == MAX_FRAME_INDEX:
+            raise InvalidInput(
+                f"the next frame_index would pass {MAX_FRAME_INDEX}; start a new track", field=f"{frame.field}"
+            )
         if frame.frame_index is not None and last is not None and frame.frame_index <= last:
             raise InvalidInput(
                 f"frame_index must increase per track: {frame.frame_index} after {last}",

@@ -23,19 +23,10 @@ from service.core.metrics import Metrics
 from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
-from service.errors import DeadlineExceeded, InvalidInput, LiftError, Unavailable
+from service.core.tracks import Track, check_tracks
+from service.errors import BackendError, DeadlineExceeded, LiftError, Unavailable
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Track:
-    """One person's keypoint sequence ``[T, J, C]`` as received (the core checks it); ``field`` names it in
-    error messages (``tracks[1].keypoints``)."""
-
-    id: str
-    keypoints: Array
-    field: str = "keypoints"
 
 
 @dataclass(frozen=True)
@@ -107,34 +98,36 @@ class Lifter:
         return list(out)
 
     async def lift(
-        self, tracks: Sequence[Track], options: LiftOptions, *, timeout_s: float | None = None
+        self, tracks: Sequence[Track], options: LiftOptions, *, timeout_s: float | None = None, protocol: str = "rest"
     ) -> LiftResult:
         """Lift every track to 3D.
 
         ``timeout_s`` (e.g. a gRPC deadline) shortens the configured ``timeout_s``, never lengthens it.
         Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
         ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (the deadline passed:
-        queued windows are dropped) and ``BackendError``. The outcome and stage latencies go to
-        ``metrics``; cancelling the call (client gone) drops its queued windows.
+        queued windows are dropped) and ``BackendError`` (also for an answer that is not finite). The outcome
+        (by ``protocol``) and stage latencies go to ``metrics``; cancelling the call (client gone) drops its queued
+        windows.
         """
         try:
             result = await self._lift(tracks, options, timeout_s)
         except LiftError as exc:
-            self.metrics.on_request(exc.code)
+            self.metrics.on_request(protocol, exc.code)
             raise
         except asyncio.CancelledError:
-            self.metrics.on_request("cancelled")  # the client went away; its windows were dropped
+            self.metrics.on_request(protocol, "cancelled")  # the client went away; its windows were dropped
             raise
         except Exception:
-            self.metrics.on_request("internal")
+            self.metrics.on_request(protocol, "internal")
             raise
-        self.metrics.on_request("ok", result.timing.stages_ms())
+        self.metrics.on_request(protocol, "ok", result.timing.stages_ms())
         return result
 
-    def refused(self, error: LiftError) -> LiftError:
-        """Count a request an edge refused before it reached ``lift`` (a body it could not decode), so every
-        request has its outcome in the metrics; returns ``error`` for the edge to raise."""
-        self.metrics.on_request(error.code)
+    def refused(self, error: LiftError, *, protocol: str) -> LiftError:
+        """Count a request an edge refused before it reached ``lift`` (a body it could not read or decode, or
+        one turned away at admission), so every request has its outcome in the metrics; returns ``error`` for
+        the edge to raise."""
+        self.metrics.on_request(protocol, error.code)
         return error
 
     def open_stream(
@@ -158,12 +151,7 @@ class Lifter:
             raise Unavailable("the model is not ready")
         window = self.backend.info.window
         options.check(window=window)
-        if not tracks:
-            raise InvalidInput("send at least one track (sequence)", field="tracks")
-        if len(tracks) > self.settings.max_tracks:
-            raise InvalidInput(
-                f"{len(tracks)} tracks is more than the limit of {self.settings.max_tracks}", field="tracks"
-            )
+        check_tracks(tracks, max_tracks=self.settings.max_tracks)
         overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
         # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
@@ -268,4 +256,7 @@ class Lifter:
         if options.resolved_pixels():
             assert options.image_size is not None
             pixels = keypoints.denormalise_pixel(joints, *options.image_size)
+        for array in (joints, pixels):  # never an impossible answer: a 500 (logged, counted), not a 200
+            if array is not None and not np.isfinite(array).all():
+                raise BackendError(f"the model answered values that are not finite for track {p.track.id!r}")
         return TrackResult(p.track.id, joints, pixels)

@@ -21,7 +21,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "motionlift_requests", "Lift requests by outcome (ok or error code)", ["outcome"], registry=r
+            "motionlift_requests",
+            "Lift requests by protocol (rest, grpc) and outcome (ok, an error code, cancelled)",
+            ["protocol", "outcome"],
+            registry=r,
         )
         self.latency = Histogram(
             "motionlift_request_stage_seconds", "Time per request stage", ["stage"], buckets=SECONDS, registry=r
@@ -62,8 +65,8 @@ class Metrics:
         self.windows.inc(size)
         self.frames.inc(frames)
 
-    def on_request(self, outcome: str, stages_ms: dict[str, float] | None = None) -> None:
-        self.requests.labels(outcome).inc()
+    def on_request(self, protocol: str, outcome: str, stages_ms: dict[str, float] | None = None) -> None:
+        self.requests.labels(protocol, outcome).inc()
         for stage, ms in (stages_ms or {}).items():
             self.latency.labels(stage).observe(ms / 1000)
 

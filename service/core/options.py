@@ -34,11 +34,14 @@ NORMALIZATIONS: Final[tuple[str, ...]] = ("pixel", "crop", "none")
 MODES: Final[tuple[str, ...]] = ("causal", "lookahead")
 CHOICES: Final[dict[str, tuple[str, ...]]] = {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES}
 DEFAULT_EXPIRY_S: Final = 10.0
+# Pixels per image side: from one pixel to far beyond any video (16K is 15,360 wide); outside it the pixel
+# normalisation's arithmetic is meaningless (1e-30 or 1e308 once gave NaN answers).
+IMAGE_SIDE: Final = (1.0, 100_000.0)
 
 FIELD_DOCS: Final[dict[str, str]] = {
     "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "
     "(Halpe-26: AlphaPose)",
-    "image_size": "[width, height] of the video in pixels, when known",
+    "image_size": "[width, height] of the video in pixels (each 1 to 100000), when known",
     "normalization": "pixel: by the image size (the default when image_size is given); crop: by the square "
     "around the whole sequence's bounding box (the default otherwise; not for streams); none: already "
     "normalised to [-1, 1]",
@@ -117,9 +120,10 @@ class LiftOptions:
         parse_format(self.format, field=prefix + "format")
         if self.image_size is not None:
             width, height = self.image_size
-            if not all(math.isfinite(v) and v > 0 for v in (width, height)):
+            if not all(IMAGE_SIDE[0] <= v <= IMAGE_SIDE[1] for v in (width, height)):  # NaN fails too
                 raise InvalidInput(
-                    f"image_size must be two finite positive numbers [width, height], got {[width, height]}",
+                    f"image_size [width, height] must be between {IMAGE_SIDE[0]:g} and {IMAGE_SIDE[1]:g} pixels, "
+                    f"got {[width, height]}",
                     field=prefix + "image_size",
                 )
         parse_normalization(self.normalization, field=prefix + "normalization")

@@ -33,16 +33,22 @@ log = logging.getLogger(__name__)
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
+MAX_REQUEST_ID = 128  # as REST's (service.api.rest.middleware): a client's id is echoed and logged
+
+
 def _request_id(context: Context) -> str:
-    """The caller's ``x-request-id`` metadata, or a new id."""
+    """The caller's ``x-request-id`` metadata (its first ``MAX_REQUEST_ID`` characters), or a new id."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
-            return str(value)
+            return str(value)[:MAX_REQUEST_ID]
     return uuid.uuid4().hex
 
 
 async def _abort(context: Context, exc: BaseException, request_id: str, method: str) -> NoReturn:
-    """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does)."""
+    """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does). An error of
+    grpc's own (the call already aborted or ended) is raised again as it is: the call has its status."""
+    if isinstance(exc, grpc.aio.BaseError):
+        raise exc
     metadata: list[tuple[str, str]] = [("x-request-id", request_id)]
     if isinstance(exc, LiftError):
         code = grpc.StatusCode[exc.grpc_code]
@@ -74,8 +80,8 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             try:
                 tracks, options = wire.lift_input(request)
             except LiftError as exc:
-                raise self._lifter.refused(exc) from None
-            result = await self._lifter.lift(tracks, options, timeout_s=context.time_remaining())
+                raise self._lifter.refused(exc, protocol="grpc") from None
+            result = await self._lifter.lift(tracks, options, timeout_s=context.time_remaining(), protocol="grpc")
             return wire.lift_response(result, request_id, self._lifter.info)
         except Exception as exc:
             await _abort(context, exc, request_id, "Lift")
@@ -117,6 +123,10 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             await session.finish()
         except LiftError as exc:
             await session.fail(exc)
+        except grpc.aio.BaseError:
+            # The call already ended (its deadline passed, it was aborted or cancelled): nothing more to read, and
+            # its status is set by whatever ended it, not by this reader.
+            return
         except Exception:
             log.exception("unhandled error reading LiftStream (request %s)", request_id)
             await session.fail(LiftError("internal error"))  # INTERNAL; _abort adds the request id

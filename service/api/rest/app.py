@@ -7,6 +7,7 @@ the error table (``service.errors``); anything else becomes a 500 with the reque
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,12 +16,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.rest.middleware import BodyLimit, RequestId
 from service.api.rest.routes import add_lift, add_probes
 from service.api.rest.schemas import LiftRequest
 from service.core.lifter import Lifter
-from service.errors import LiftError
+from service.errors import LiftError, MethodNotAllowed, NotFound
+
+log = logging.getLogger(__name__)
 
 TITLE = "MotionLift"
 SUMMARY = "Lift 2D human keypoint sequences to 3D joints with MotionBERT's DSTformer."
@@ -85,10 +89,26 @@ def _error(status: int, request: Request, body: dict[str, Any], headers: dict[st
     return JSONResponse({"error": {**body, "request_id": request_id}}, status_code=status, headers=headers)
 
 
+# Starlette's own answers (an unknown route, a method the route does not take) in the service's envelope.
+HTTP_ERRORS: dict[int, type[LiftError]] = {404: NotFound, 405: MethodNotAllowed}
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LiftError)
     async def lift_error(request: Request, exc: LiftError) -> JSONResponse:
-        headers = None
+        headers: dict[str, str] = {}
         if exc.retry_after_s is not None:
-            headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        if exc.http_status in (408, 413, 415):  # the body may be unread: this connection cannot carry another
+            headers["Connection"] = "close"
+        if exc.http_status >= 500:
+            request_id = getattr(request.state, "request_id", "?")
+            log.error("%s %s failed (request %s): %s", request.method, request.url.path, request_id, exc.message)
         return _error(exc.http_status, request, exc.to_dict(), headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = HTTP_ERRORS.get(exc.status_code)
+        message = str(exc.detail) if cls is None else f"{exc.detail.lower()}: {request.method} {request.url.path}"
+        body = {"code": cls.code if cls else "http_error", "message": message}
+        return _error(exc.status_code, request, body, dict(exc.headers or {}))

@@ -13,14 +13,13 @@ from typing import Final
 import orjson
 
 from service.core.arrays import as_array
-from service.core.lifter import Track
 from service.core.options import LIFT_FIELDS, LiftOptions
-from service.errors import InvalidInput
+from service.core.tracks import Track
+from service.errors import BadRequest, InvalidInput
 
 INLINE_BYTES: Final = 64 * 1024  # smaller bodies parse on the loop: a thread hop would cost more than the parse
 TRACK_KEYS: Final = ("id", "keypoints")
 BODY_KEYS: Final = ("keypoints", "tracks", *LIFT_FIELDS)
-MAX_ID_CHARS: Final = 256
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,8 @@ class LiftBody:
 
 
 def parse(body: bytes) -> LiftBody:
-    """Parse and type-check ``body``; the core checks the values. Raises ``InvalidInput``."""
+    """Parse and type-check ``body``; the core checks the values. Raises ``BadRequest`` (not JSON) and
+    ``InvalidInput`` (JSON of the wrong shape or types)."""
     data = _load(body)
     if not isinstance(data, dict):
         raise InvalidInput("expected a JSON object {keypoints | tracks, format, ...}", field="body")
@@ -67,29 +67,29 @@ def parse(body: bytes) -> LiftBody:
 
 
 def _track_id(value: object, index: int, field: str) -> str | int:
-    """A track id as sent (a string, or an integer JSON can carry exactly), or the track's index."""
+    """A track id as sent (a string, or an integer within int64), or the track's index. Length, Unicode and
+    uniqueness are the core's rules (``service.core.tracks``)."""
     if value is None:
         return index
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput("a track id is a string or an integer", field=field)
-    if isinstance(value, int) and abs(value) > 2**53:
-        raise InvalidInput("an integer track id must be within +-2**53 (what JSON numbers carry exactly)", field=field)
-    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
-        raise InvalidInput(f"a track id has at most {MAX_ID_CHARS} characters", field=field)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise InvalidInput("an integer track id must be within int64", field=field)
     return value
 
 
 def _load(body: bytes) -> object:
-    """The JSON value of ``body`` (strict JSON). NaN and Infinity, which Python's ``json.dumps`` writes for
-    non-finite floats, get a message of their own."""
+    """The JSON value of ``body`` (strict JSON: UTF-8, nesting up to 1024, no NaN). ``BadRequest`` when it is not
+    JSON; NaN and Infinity, which Python's ``json.dumps`` writes for non-finite floats, get a message of their
+    own."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         start = exc.pos - 1 if body[exc.pos - 1 : exc.pos] == b"-" else exc.pos  # orjson points past a sign
         if body[start : start + 9].lstrip(b"-").startswith((b"NaN", b"Infinity")):
-            raise InvalidInput(
+            raise BadRequest(
                 f"malformed JSON: NaN and Infinity are not JSON numbers (at byte {start}); every coordinate must be "
                 "finite",
                 field="body",
             ) from None
-        raise InvalidInput(f"malformed JSON: {exc}", field="body") from None
+        raise BadRequest(f"malformed JSON: {exc}", field="body") from None

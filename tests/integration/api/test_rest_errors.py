@@ -59,7 +59,7 @@ def frame(joints: int, channels: int, value: float = 500.0) -> list[list[float]]
         (
             {"image_size": [1920, 0]},
             "image_size",
-            "image_size must be two finite positive numbers [width, height], got [1920.0, 0.0]",
+            "image_size [width, height] must be between 1 and 100000 pixels, got [1920.0, 0.0]",
         ),
         (
             {"image_size": None, "pixels": True},
@@ -107,7 +107,7 @@ def test_non_finite_values_are_422(rest_url: str, bad: str) -> None:
     rows = ",".join(["[1,2,0.5]"] * 16 + [f"[1,{bad},0.5]"])
     content = '{"format": "coco", "image_size": [1920, 1080], "keypoints": [[' + rows + "]]}"
     r = httpx.post(f"{rest_url}/lift", content=content, headers={"content-type": "application/json"})
-    body = error(r, 422)
+    body = error(r, 400)
     assert (body["field"], body["message"]) == (
         "body",
         f"malformed JSON: NaN and Infinity are not JSON numbers (at byte {content.index(bad)}); every coordinate "
@@ -128,10 +128,10 @@ def test_crop_mode_needs_a_box(rest_url: str) -> None:
     assert "non-zero box" in body["message"]
 
 
-def test_malformed_json_is_422(rest_url: str) -> None:
+def test_malformed_json_is_400(rest_url: str) -> None:
     r = httpx.post(f"{rest_url}/lift", content=b'{"keypoints": [[[1, 2]', headers={"content-type": "application/json"})
-    body = error(r, 422)
-    assert body["field"] == "body"
+    body = error(r, 400)
+    assert (body["code"], body["field"]) == ("bad_request", "body")
     assert body["message"].startswith("malformed JSON")
 
 

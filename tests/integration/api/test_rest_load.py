@@ -40,8 +40,10 @@ def test_metrics_count_requests_batches_and_stages() -> None:
         assert httpx.post(f"{url}/lift", json={**BODY, "format": "x"}).status_code == 422
         assert httpx.post(f"{url}/lift", json={**BODY, "keypoints": []}).status_code == 422
         text = httpx.get(f"{url}/metrics").text
-        assert metric(url, 'motionlift_requests_total{outcome="ok"}') == 3
-        assert metric(url, 'motionlift_requests_total{outcome="invalid_input"}') == 2  # refused bodies count too
+        assert metric(url, 'motionlift_requests_total{outcome="ok",protocol="rest"}') == 3
+        assert (
+            metric(url, 'motionlift_requests_total{outcome="invalid_input",protocol="rest"}') == 2
+        )  # refused bodies count too
         assert metric(url, "motionlift_windows_total") == 6  # 3 x (window + flipped copy)
         assert metric(url, "motionlift_frames_total") == 30
         assert metric(url, "motionlift_batch_size_count") == 3
@@ -74,7 +76,7 @@ def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
         assert rejected.headers["retry-after"].isdigit() and int(rejected.headers["retry-after"]) >= 1
         assert rejected.json()["error"]["code"] == "overloaded"
         assert httpx.post(f"{url}/lift", json=BODY).status_code == 200  # and it serves normally afterwards
-        assert metric(url, 'motionlift_requests_total{outcome="overloaded"}') == 38
+        assert metric(url, 'motionlift_requests_total{outcome="overloaded",protocol="rest"}') == 38
 
 
 def test_deadline_while_queued_is_504_and_never_computed() -> None:
@@ -102,7 +104,7 @@ def test_client_that_disconnects_has_its_windows_dropped() -> None:
             head = f"POST /lift HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
             raw.sendall(head.encode() + f"content-length: {len(body)}\r\n\r\n".encode() + body)
             until(lambda: metric(url, "motionlift_queue_depth") == 3, "the second request to queue")
-        until(lambda: metric(url, 'motionlift_requests_total{outcome="cancelled"}') == 1, "the drop")
+        until(lambda: metric(url, 'motionlift_requests_total{outcome="cancelled",protocol="rest"}') == 1, "the drop")
         hold.set()
         first.join(30)
         assert len(backend.batches) == 2  # the first request's window and flipped copy; nothing of the second

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from service.config import Settings
-from service.core.lifter import OFFLOAD_FRAMES, Lifter, Track
+from service.core.lifter import OFFLOAD_FRAMES, Lifter
 from service.core.options import LiftOptions
+from service.core.tracks import Track
 from tests.fakes import FakeBackend
 
 

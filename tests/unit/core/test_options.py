@@ -78,8 +78,9 @@ def test_from_mapping_takes_json_and_numpy_values() -> None:
 @pytest.mark.parametrize(
     ("options", "field", "message"),
     [
-        (LiftOptions("coco", image_size=(0.0, 1.0)), "image_size", "image_size must be two finite positive numbers"),
-        (LiftOptions("coco", image_size=(float("nan"), 1.0)), "image_size", "image_size must be two finite positive"),
+        (LiftOptions("coco", image_size=(0.5, 1.0)), "image_size", "image_size [width, height] must be between 1 and"),
+        (LiftOptions("coco", image_size=(float("nan"), 1.0)), "image_size", "image_size [width, height] must be"),
+        (LiftOptions("coco", image_size=(1e308, 1.0)), "image_size", "image_size [width, height] must be between"),
         (LiftOptions("coco", normalization="pixel"), "image_size", "pixel normalization needs image_size"),
         (LiftOptions("coco", pixels=True), "pixels", "pixel output needs image_size and pixel normalization"),
         (LiftOptions("coco", overlap=27), "overlap", "overlap must be between 0 and 26 frames (window 27), got 27"),
