@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     max_frames: int = Field(10_000, ge=1, description="longest sequence (frames) one track may have")
     max_tracks: int = Field(64, ge=1, description="most tracks (persons) in one request or stream")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body (REST) or message (gRPC)")
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="a request's headers, and then its body, must each arrive within this (else 408)"
+    )
+    parse_workers: int = Field(
+        1, ge=1, description="processes that read large REST bodies (over 1 MiB), one each at a time; more get 503"
+    )
+    max_connections: int = Field(1000, ge=1, description="open REST connections; beyond it new ones get 503")
+    max_grpc_calls: int = Field(
+        1000, ge=1, description="gRPC calls at once, streams included; beyond it RESOURCE_EXHAUSTED"
+    )
+    drain_timeout_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, how long work in flight may finish before it is cut off"
+    )
     overlap: int | None = Field(
         None, ge=0, description="default overlap of consecutive windows in frames; unset = window // 4"
     )

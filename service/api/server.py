@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from collections.abc import Callable, Coroutine
+from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from service.api.grpc.server import RpcServer, follow_readiness
 from service.api.rest.app import create_app
+from service.api.rest.protocol import limited_http
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from service.core.backend import Backend
@@ -49,47 +54,96 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
 
         if isinstance(lifter.backend, triton.TritonBackend):
             triton_metrics.register(lifter.metrics.registry, lifter.backend)
-    rpc = RpcServer(lifter, settings)
-
-    async def announce() -> None:
-        info = lifter.info
-        log.info(
-            "serving %s (%s, %d parameters, window %d, %s on %s)",
-            settings.model if settings.backend == "torchscript" else f"{settings.triton_model} on Triton",
-            info.config,
-            info.params,
-            info.window,
-            info.precision,
-            info.device,
-        )
-        if not info.trained:
-            log.warning(
-                "the model has UNTRAINED weights (%s): answers have the right shape but are not real 3D poses",
-                info.weights,
-            )
+    rpc = RpcServer(lifter, settings, grace_s=settings.drain_timeout_s)
 
     follower: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        await announce()
+        _announce(settings, lifter)
         await rpc.start()
         if settings.backend == "triton":  # a remote model can go and come back: gRPC health must follow it
             follower.append(asyncio.create_task(follow_readiness(lifter, rpc), name="health-follower"))
+
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain() -> None:
+        """Shutdown begins (SIGTERM, or the lifespan's end): not ready at once, new work refused, gRPC health
+        NOT_SERVING (Check and Watch) and gRPC calls in flight given ``drain_timeout_s``. Idempotent."""
+        lifter.drain()
+        if not draining:
+            draining.append(asyncio.create_task(rpc.stop(), name="grpc-drain"))
+        await asyncio.sleep(0)  # let the drain task turn health NOT_SERVING before returning
 
     async def stop() -> None:
         for task in follower:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await rpc.stop()
+        await drain()
+        await draining[0]
 
     # The lifespan owns the gRPC server: uvicorn re-raises SIGTERM after serve(), so nothing placed after
     # it would ever run. on_stop turns health NOT_SERVING, drains gRPC, then the lifter closes.
-    app = create_app(lifter, max_body_bytes=settings.max_body_bytes, on_start=start, on_stop=stop)
+    app = create_app(lifter, on_start=start, on_stop=stop)
     app.state.grpc = rpc
+    app.state.drain = drain
     return app
+
+
+def _announce(settings: Settings, lifter: Lifter) -> None:
+    info = lifter.info
+    log.info(
+        "serving %s (%s, %d parameters, window %d, %s on %s)",
+        settings.model if settings.backend == "torchscript" else f"{settings.triton_model} on Triton",
+        info.config,
+        info.params,
+        info.window,
+        info.precision,
+        info.device,
+    )
+    if not info.trained:
+        log.warning(
+            "the model has UNTRAINED weights (%s): answers have the right shape but are not real 3D poses",
+            info.weights,
+        )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server that starts the service's drain (``build_app``'s ``drain``) the moment SIGTERM or SIGINT
+    arrives, rather than after its HTTP connections have closed: readiness and gRPC health turn at once, while
+    uvicorn lets requests in flight finish for ``timeout_graceful_shutdown`` and then cancels them."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit and self._loop is not None:  # the first signal: a signal handler, so hand over
+            self._loop.call_soon_threadsafe(lambda: self._loop and self._loop.create_task(self._drain()))
+        super().handle_exit(sig, frame)
+
+
+def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
+    """uvicorn for the app of ``build_app`` with the service's limits: header and body read timeouts, open
+    connections, the drain on SIGTERM within ``drain_timeout_s``; no ``server`` header."""
+    http = limited_http(read_timeout_s=settings.read_timeout_s, max_connections=settings.max_connections)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        http=http,
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
+        server_header=False,
+    )
+    return DrainingServer(config, app.state.drain)
 
 
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM. One process, one loop, one model: scale with replicas, not workers."""
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn_server(build_app(settings), settings).run()

@@ -125,10 +125,7 @@ class Batcher(Generic[T, R]):
         if self._task is None:
             raise Unavailable("the model is not serving")
         if self._queued + len(items) > self.max_queued:
-            raise Overloaded(
-                f"the queue is full ({self._queued} of {self.max_queued} windows waiting); retry later",
-                retry_after_s=self._retry_after_s(),
-            )
+            raise self.overloaded()
         loop = asyncio.get_running_loop()
         now = self._clock()
         futures: list[asyncio.Future[Done[R]]] = []
@@ -139,6 +136,13 @@ class Batcher(Generic[T, R]):
         self._queued += len(items)
         self._wake.set()
         return futures
+
+    def overloaded(self) -> Overloaded:
+        """The error for items the queue cannot take now, with a retry hint."""
+        return Overloaded(
+            f"the queue is full ({self._queued} of {self.max_queued} windows waiting); retry later",
+            retry_after_s=self._retry_after_s(),
+        )
 
     def _retry_after_s(self) -> float:
         # Time to drain the queue at the last batch's pace: a hint, never less than a second.

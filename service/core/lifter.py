@@ -24,7 +24,7 @@ from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
 from service.core.tracks import Track, check_tracks
-from service.errors import BackendError, DeadlineExceeded, LiftError, Unavailable
+from service.errors import BackendError, DeadlineExceeded, LiftError, PayloadTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Lifter:
         self.backend = backend
         self.settings = settings
         self.metrics = Metrics()
+        self.draining = False
         self.batcher: Batcher[Array, Array] = Batcher(
             self._run_batch,
             key=len,
@@ -76,7 +77,26 @@ class Lifter:
 
     @property
     def ready(self) -> bool:
-        return self.backend.ready
+        """The model serves and the service is not shutting down (what /readyz and gRPC health report)."""
+        return self.backend.ready and not self.draining
+
+    def drain(self) -> None:
+        """Shutdown has begun: ``ready`` turns False and new requests and streams are refused with ``Unavailable``;
+        work already admitted goes on. Irreversible."""
+        self.draining = True
+
+    def admit(self) -> None:
+        """Admission before any work, from what is cheap to know: raises ``Unavailable`` (not ready, shutting
+        down) or ``Overloaded`` (no free window in the queue: the request could not be queued now, so it is not
+        worth reading). The edges call it before reading or decoding a request (and count a refusal with
+        ``refused``)."""
+        if not self.ready:
+            raise Unavailable(self._unavailable())
+        if self.batcher.queued >= self.batcher.max_queued:
+            raise self.batcher.overloaded()
+
+    def _unavailable(self) -> str:
+        return "the service is shutting down" if self.draining else "the model is not ready"
 
     @property
     def info(self) -> ModelInfo:
@@ -138,8 +158,8 @@ class Lifter:
         ``timeout_s`` returns the time the stream has left (a gRPC deadline). Raises ``Unavailable`` when the
         model is not ready and ``InvalidInput`` naming ``config.<field>`` for a configuration it cannot serve.
         """
-        if not self.backend.ready:
-            raise Unavailable("the model is not ready")
+        if not self.ready:
+            raise Unavailable(self._unavailable())
         plan = options.resolve(model_window=self.backend.info.window)
         return StreamSession(
             self.infer_windows, plan, metrics=self.metrics, max_tracks=self.settings.max_tracks, timeout_s=timeout_s
@@ -147,8 +167,8 @@ class Lifter:
 
     async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
         t0 = time.perf_counter()
-        if not self.backend.ready:
-            raise Unavailable("the model is not ready")
+        if not self.ready:
+            raise Unavailable(self._unavailable())
         window = self.backend.info.window
         options.check(window=window)
         check_tracks(tracks, max_tracks=self.settings.max_tracks)
@@ -193,6 +213,12 @@ class Lifter:
             raise Unavailable("the model is not ready")
         timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
         count = len(inputs)
+        if count * (2 if flip else 1) > self.batcher.max_queued:  # could never be queued: no retry can help
+            raise PayloadTooLarge(
+                f"the request needs {count * (2 if flip else 1)} model windows and the queue holds at most "
+                f"{self.batcher.max_queued} (--max-queued-windows); send fewer frames or tracks per request",
+                field="tracks",
+            )
         batch = list(inputs)
         if flip:
             batch.extend(keypoints.flip(w) for w in inputs)

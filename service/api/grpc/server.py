@@ -42,10 +42,11 @@ class RpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
+            maximum_concurrent_rpcs=self._settings.max_grpc_calls,  # beyond: RESOURCE_EXHAUSTED at once
             options=[
                 ("grpc.max_receive_message_length", self._settings.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
-            ]
+            ],
         )
         servicer = LifterServicer(self._lifter)
         lift_pb2_grpc.add_LifterServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated

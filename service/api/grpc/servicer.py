@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
+OFFLOAD_VALUES = 100_000  # requests with more keypoint values (~2,000 frames) are decoded in a worker thread
 MAX_REQUEST_ID = 128  # as REST's (service.api.rest.middleware): a client's id is echoed and logged
 
 
@@ -78,7 +79,11 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         request_id = _request_id(context)
         try:
             try:
-                tracks, options = wire.lift_input(request)
+                self._lifter.admit()  # before any work: the message is decoded only if it can be queued
+                if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
+                    tracks, options = await asyncio.to_thread(wire.lift_input, request)
+                else:
+                    tracks, options = wire.lift_input(request)
             except LiftError as exc:
                 raise self._lifter.refused(exc, protocol="grpc") from None
             result = await self._lifter.lift(tracks, options, timeout_s=context.time_remaining(), protocol="grpc")

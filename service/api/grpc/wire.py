@@ -40,12 +40,44 @@ def enum_name(enum: EnumTypeWrapper, value: int, prefix: str) -> str | int | Non
 def packed(values: Sequence[float], shape: tuple[int, ...], field: str) -> Array:
     """Packed floats as a float32 array of ``shape``; ``InvalidInput`` when the count does not match."""
     expected = 1
-    for dim in shape:
+    for dim in shape:  # Python ints: a shape whose size overflows int64 is just a wrong count
         expected *= dim
     if len(values) != expected:
         dims = " x ".join(str(d) for d in shape)
         raise InvalidInput(f"expected {dims} = {expected} values, got {len(values)}", field=field)
     return np.asarray(values, dtype=np.float32).reshape(shape)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+VALUES_TAG = bytes([(4 << 3) | 2])  # Keypoints.values: field 4, length-delimited (packed)
+
+
+def keypoints_array(k: pb.Keypoints, field: str) -> Array:
+    """A track's packed keypoints as float32 ``[frames, joints, channels]``; ``InvalidInput`` when the count does
+    not match the shape.
+
+    Reading a repeated field element by element costs about 70 ms per 9,000 frames with the GIL held. Protobuf
+    writes known fields in field-number order, so the serialised message ends with ``values``' tag, length and
+    little-endian floats: they are read from there in one copy (about 2 ms), after checking the tag and length
+    are where they must be (unknown fields would follow them; then the slow way is taken)."""
+    shape = (k.frames, k.joints, k.channels)
+    count = k.frames * k.joints * k.channels  # Python ints: no overflow, whatever the client sent
+    if len(k.values) != count:
+        return packed(k.values, shape, f"{field}.values")  # raises, naming the counts
+    raw = k.SerializeToString()
+    head = VALUES_TAG + _varint(4 * count)
+    start = len(raw) - 4 * count
+    if count and raw[start - len(head) : start] == head:
+        return np.frombuffer(raw, dtype="<f4", offset=start).astype(np.float32).reshape(shape)
+    return packed(k.values, shape, f"{field}.values")
 
 
 def _image_size(message: pb.LiftRequest | pb.StreamConfig) -> tuple[float, float] | None:
@@ -72,10 +104,8 @@ def lift_input(request: pb.LiftRequest) -> tuple[list[Track], LiftOptions]:
     """Decode a ``LiftRequest`` into the arguments of ``Lifter.lift``."""
     tracks = []
     for i, track in enumerate(request.tracks):
-        k = track.keypoints
         field = f"tracks[{i}].keypoints"
-        array = packed(k.values, (k.frames, k.joints, k.channels), f"{field}.values")
-        tracks.append(Track(track.id or str(i), array, field))
+        tracks.append(Track(track.id or str(i), keypoints_array(track.keypoints, field), field))
     return tracks, _options(request, "")
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.rest.middleware import BodyLimit, RequestId
+from service.api.rest.reader import BodyReader
 from service.api.rest.routes import add_lift, add_probes
 from service.api.rest.schemas import LiftRequest
 from service.core.lifter import Lifter
@@ -34,16 +35,18 @@ VERSION = "0.1.0"
 def create_app(
     lifter: Lifter,
     *,
-    max_body_bytes: int,
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """The FastAPI app over ``lifter``. Its lifespan starts the lifter (and ``on_start``, e.g. the gRPC
-    server) and closes them in reverse order on shutdown."""
+    """The FastAPI app over ``lifter`` (its limits are ``lifter.settings``'). Its lifespan starts the lifter, the
+    body readers (and ``on_start``, e.g. the gRPC server) and closes them in reverse order on shutdown."""
+    settings = lifter.settings
+    reader = BodyReader(settings.parse_workers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await lifter.start()
+        await reader.start()
         try:
             if on_start is not None:
                 await on_start()
@@ -51,14 +54,15 @@ def create_app(
         finally:
             if on_stop is not None:
                 await on_stop()
+            await reader.close()
             await lifter.close()
 
     app = FastAPI(title=TITLE, summary=SUMMARY, version=VERSION, lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.add_middleware(RequestId)  # added last = outermost: every answer, 413 and 500 included, has the id
     _add_error_handlers(app)
     add_probes(app, lifter)
-    add_lift(app, lifter)
+    add_lift(app, lifter, reader)
     _document_body(app)
     return app
 

@@ -1,4 +1,4 @@
-"""ASGI middleware of the REST edge: request ids with a last-resort 500, and the request body limit.
+"""ASGI middleware of the REST edge: request ids with a last-resort 500, and the request body's limits.
 
 Pure ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware costs about a millisecond
 per request, which is most of the server's own time on a small model.
@@ -6,13 +6,14 @@ per request, which is most of the server's own time on a small model.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
+from service.errors import PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,20 @@ class RequestId:
 
 
 class BodyLimit:
-    """Answer 413 to a body over ``max_bytes``: at once from Content-Length, or as soon as a streamed
-    (chunked) body passes the limit. The body is read here and replayed to the app in one message."""
+    """Limits on a request body, enforced while the app reads it (nothing is read here):
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    - more than ``max_bytes``: 413 at once when ``Content-Length`` says so, else ``PayloadTooLarge`` raised from
+      ``receive`` as soon as the streamed body passes the limit;
+    - not all there within ``read_timeout_s`` of the first read (a half-sent body): ``RequestTimeout`` (408).
+
+    Both errors reach the app's ``LiftError`` handler, which answers with ``Connection: close``: the rest of the
+    body is never read. Reads after the body is complete (a disconnect watch) are not timed.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,26 +79,36 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, send)
             return
-        chunks: list[bytes] = []
+        await self.app(scope, self._limited(receive), send)
+
+    def _limited(self, receive: Receive) -> Receive:
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([message], receive), send)
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(scope, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        complete = False
+        deadline: float | None = None
+
+        async def limited() -> Message:
+            nonlocal size, complete, deadline
+            if complete:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.read_timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.read_timeout_s:g} s", field="body"
+                ) from None
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    raise _too_large(self.max_bytes)
+                complete = not message.get("more_body", False)
+            return message
+
+        return limited
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes", field="body")
+        error = _too_large(self.max_bytes)
         request_id = str(scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
         body = json.dumps({"error": {**error.to_dict(), "request_id": request_id}}).encode()
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]  # RequestId adds the id
@@ -97,11 +116,5 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A ``receive`` that hands out ``messages`` first, then defers to the real one (for disconnects)."""
-    pending = list(messages)
-
-    async def replayed() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is over the limit of {max_bytes} bytes", field="body")

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
-from service.api.rest import body as lift_body
+from service.api.rest.reader import BodyReader
 from service.api.rest.schemas import ErrorResponse, LiftResponse
 from service.core.keypoints import JOINT_NAMES
 from service.core.lifter import Lifter
@@ -55,18 +55,18 @@ def add_probes(app: FastAPI, lifter: Lifter) -> None:
         return lifter.info.describe(JOINT_NAMES)
 
 
-def add_lift(app: FastAPI, lifter: Lifter) -> None:
-    """``POST /lift``: errors are the core's ``LiftError``s, answered by the app's handler."""
+def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
+    """``POST /lift``: admission first (from the headers and the queue, before the body is read), then the body
+    (``reader``), then the core. Errors are the core's ``LiftError``s, answered by the app's handler."""
 
     @app.post("/lift", summary="Lift 2D keypoint sequences to 3D joints", response_model=LiftResponse, responses=ERRORS)
     async def lift(request: Request) -> Response:
         try:
             check_media(request.headers)
-            content = await request.body()
-            if len(content) > lift_body.INLINE_BYTES:
-                parsed = await asyncio.to_thread(lift_body.parse, content)
-            else:
-                parsed = lift_body.parse(content)
+            lifter.admit()
+            with reader.reserve(_declared_length(request.headers)) as reserved:
+                content = await request.body()
+                parsed = await reader.parse(content, reserved=reserved)
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
         result = await _unless_disconnected(request, lifter.lift(parsed.tracks, parsed.options))
@@ -74,6 +74,11 @@ def add_lift(app: FastAPI, lifter: Lifter) -> None:
             return Response(status_code=499)
         payload = answer(result, request.state.request_id, lifter, ids=parsed.ids)
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
+
+
+def _declared_length(headers: Headers) -> int | None:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
 
 
 def check_media(headers: Headers) -> None:

@@ -20,7 +20,7 @@ BODY = {"keypoints": walk(5), "format": "coco", "image_size": [1920, 1080]}
 
 def test_backend_failure_is_500_with_request_id(caplog: pytest.LogCaptureFixture) -> None:
     lifter = Lifter(FakeBackend(fail=ZeroDivisionError("boom")), Settings())
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url, caplog.at_level(logging.ERROR):
+    with serve_rest(create_app(lifter)) as url, caplog.at_level(logging.ERROR):
         r = httpx.post(f"{url}/lift", json=BODY)
     assert r.status_code == 500
     error = r.json()["error"]
@@ -36,7 +36,7 @@ def test_unexpected_error_is_500_with_request_id_in_body_and_log(caplog: pytest.
         raise RuntimeError("secret internals")
 
     lifter.lift = broken  # type: ignore[method-assign]
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url, caplog.at_level(logging.ERROR):
+    with serve_rest(create_app(lifter)) as url, caplog.at_level(logging.ERROR):
         r = httpx.post(f"{url}/lift", json=BODY, headers={"x-request-id": "req-42"})
     assert r.status_code == 500
     assert r.json() == {"error": {"code": "internal", "message": "internal error", "request_id": "req-42"}}
@@ -47,7 +47,7 @@ def test_unexpected_error_is_500_with_request_id_in_body_and_log(caplog: pytest.
 def test_not_ready_is_503_and_readyz_false() -> None:
     backend = FakeBackend()
     lifter = Lifter(backend, Settings())
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
+    with serve_rest(create_app(lifter)) as url:
         backend._ready = False  # as while a remote model restarts
         assert httpx.get(f"{url}/readyz").status_code == 503
         r = httpx.post(f"{url}/lift", json=BODY)

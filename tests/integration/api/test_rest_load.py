@@ -34,7 +34,7 @@ def held(settings: Settings) -> tuple[FakeBackend, threading.Event, Lifter]:
 
 def test_metrics_count_requests_batches_and_stages() -> None:
     lifter = Lifter(FakeBackend(), Settings())
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
+    with serve_rest(create_app(lifter)) as url:
         for _ in range(3):
             assert httpx.post(f"{url}/lift", json=BODY).status_code == 200
         assert httpx.post(f"{url}/lift", json={**BODY, "format": "x"}).status_code == 422
@@ -55,7 +55,7 @@ def test_metrics_count_requests_batches_and_stages() -> None:
 
 def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
     backend, hold, lifter = held(Settings(max_queued_windows=4, max_batch_size=2))
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
+    with serve_rest(create_app(lifter)) as url:
 
         async def flood() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -81,7 +81,7 @@ def test_full_queue_rejects_fast_with_retry_after_and_recovers() -> None:
 
 def test_deadline_while_queued_is_504_and_never_computed() -> None:
     backend, hold, lifter = held(Settings(timeout_s=0.3, max_batch_size=1))
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
+    with serve_rest(create_app(lifter)) as url:
         r = httpx.post(f"{url}/lift", json=BODY, timeout=10)
         assert r.status_code == 504
         assert r.json()["error"]["code"] == "deadline_exceeded"
@@ -93,7 +93,7 @@ def test_deadline_while_queued_is_504_and_never_computed() -> None:
 
 def test_client_that_disconnects_has_its_windows_dropped() -> None:
     backend, hold, lifter = held(Settings(max_batch_size=1))
-    with serve_rest(create_app(lifter, max_body_bytes=1 << 20)) as url:
+    with serve_rest(create_app(lifter)) as url:
         host, port = url.removeprefix("http://").split(":")
         first = threading.Thread(target=lambda: httpx.post(f"{url}/lift", json=BODY, timeout=30))
         first.start()

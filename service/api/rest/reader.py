@@ -1,0 +1,100 @@
+"""Reading ``POST /lift`` bodies without freezing the event loop, and without letting them pile up.
+
+orjson holds the GIL for the whole parse (about 20 ms per MiB of keypoints), so a worker thread would still
+stop the loop that serves REST and gRPC for the length of a large body. Bodies are parsed:
+
+- up to ``INLINE_BYTES`` on the loop (a hop would cost more than the parse);
+- up to ``PROCESS_BYTES`` in a worker thread (the GIL is held for at most ~20 ms);
+- beyond, in one of ``workers`` worker processes (``forkserver``: safe beside the model's and gRPC's threads),
+  which send back float32 arrays. One body per process at a time: a large body that finds every process busy is
+  refused at once with 503, before it is read when its ``Content-Length`` says how large it is.
+
+Memory: the parse's Python objects (about 30 bytes per number) live in the worker process and are gone with the
+call; the service holds the body and the float32 arrays (4 bytes per number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Final
+
+from service.api.rest import body as lift_body
+from service.api.rest.body import LiftBody
+from service.errors import Overloaded, Unavailable
+
+log = logging.getLogger(__name__)
+
+INLINE_BYTES: Final = lift_body.INLINE_BYTES
+PROCESS_BYTES: Final = 1 << 20
+WARM_BODY: Final = b'{"format": "h36m", "keypoints": [[[0, 0]]]}'
+
+
+class BodyReader:
+    """Parses bodies as the module says. Cheap to construct; ``start()`` starts and warms the worker processes,
+    ``close()`` stops them. ``reserve`` (before reading) and ``parse`` raise ``Overloaded`` when every process is
+    busy, and ``Unavailable`` when a worker process died (the pool is restarted for the next body)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._busy = 0
+
+    async def start(self) -> None:
+        self._pool = self._new_pool()
+        await asyncio.get_running_loop().run_in_executor(self._pool, lift_body.parse, WARM_BODY)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+
+    @contextmanager
+    def reserve(self, declared: int | None) -> Iterator[bool]:
+        """Hold a worker process for a body whose declared size needs one (yields whether it holds one)."""
+        if declared is None or declared <= PROCESS_BYTES:
+            yield False
+            return
+        self._take()
+        try:
+            yield True
+        finally:
+            self._busy -= 1
+
+    def _take(self) -> None:
+        if self._busy >= self.workers:
+            raise Overloaded(f"all {self.workers} body readers are busy with large bodies; retry", retry_after_s=1.0)
+        self._busy += 1
+
+    async def parse(self, content: bytes, *, reserved: bool) -> LiftBody:
+        """``content`` parsed where its size says; ``reserved``: the caller holds a process (``reserve``)."""
+        if len(content) <= INLINE_BYTES:
+            return lift_body.parse(content)
+        if len(content) <= PROCESS_BYTES:
+            return await asyncio.to_thread(lift_body.parse, content)
+        if reserved:
+            return await self._in_process(content)
+        self._take()  # a large body that did not say its size (chunked): a process now, or 503
+        try:
+            return await self._in_process(content)
+        finally:
+            self._busy -= 1
+
+    async def _in_process(self, content: bytes) -> LiftBody:
+        if self._pool is None:
+            raise Unavailable("the service is not reading bodies (not started, or shutting down)")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, lift_body.parse, content)
+        except BrokenProcessPool:
+            log.error("a body reader process died (out of memory?); restarting them")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise Unavailable("the body could not be read (a reader process died); retry") from None
