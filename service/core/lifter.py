@@ -173,6 +173,7 @@ class Lifter:
         options.check(window=window)
         check_tracks(tracks, max_tracks=self.settings.max_tracks)
         overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
+        self._check_fits(tracks, window, overlap, options.flip)
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
         # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
         offload = sum(len(t.keypoints) for t in tracks) > OFFLOAD_FRAMES
@@ -213,12 +214,7 @@ class Lifter:
             raise Unavailable("the model is not ready")
         timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
         count = len(inputs)
-        if count * (2 if flip else 1) > self.batcher.max_queued:  # could never be queued: no retry can help
-            raise PayloadTooLarge(
-                f"the request needs {count * (2 if flip else 1)} model windows and the queue holds at most "
-                f"{self.batcher.max_queued} (--max-queued-windows); send fewer frames or tracks per request",
-                field="tracks",
-            )
+        self._check_windows(count * (2 if flip else 1))
         batch = list(inputs)
         if flip:
             batch.extend(keypoints.flip(w) for w in inputs)
@@ -260,6 +256,19 @@ class Lifter:
             prepared.append(_Prepared(track, len(x), spans, len(inputs)))
             inputs.extend(x[s:e] for s, e in spans)
         return prepared, inputs
+
+    def _check_fits(self, tracks: Sequence[Track], window: int, overlap: int, flip: bool) -> None:
+        """Before any work: the windows the request needs (from its frame counts alone) must fit the queue."""
+        frames = [t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks]
+        self._check_windows(sum(windows.count(f, window, overlap) for f in frames if f > 0) * (2 if flip else 1))
+
+    def _check_windows(self, needed: int) -> None:
+        if needed > self.batcher.max_queued:  # could never be queued: no retry can help
+            raise PayloadTooLarge(
+                f"the request needs {needed} model windows and the queue holds at most {self.batcher.max_queued} "
+                "(--max-queued-windows); send fewer frames or tracks per request",
+                field="tracks",
+            )
 
     def _answers(self, prepared: list[_Prepared], outputs: list[Array], options: LiftOptions) -> list[TrackResult]:
         return [self._answer(p, outputs, options) for p in prepared]

@@ -42,6 +42,15 @@ def plan(frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
     return [(s, s + window) for s in starts]
 
 
+def count(frames: int, window: int, overlap: int) -> int:
+    """``len(plan(frames, window, overlap))`` without building the spans (for admission: O(1))."""
+    if frames <= window:
+        return 1
+    if overlap == 0:
+        return math.ceil(frames / window)
+    return math.ceil((frames - window) / (window - overlap)) + 1
+
+
 def _ramp(start: int, end: int, spans: list[tuple[int, int]], index: int) -> Array:
     """Cross-fade weights of window ``index``: linear over its overlaps with its neighbours, else 1."""
     length = end - start

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from service.core import windows
 from service.core.windows import merge, plan
 
 
@@ -81,3 +82,9 @@ def test_rootrel_centres_every_frame_on_the_pelvis() -> None:
     merged = merge([out], [(0, 50)], 50, rootrel=True)
     assert np.abs(merged[:, 0]).max() == 0.0
     np.testing.assert_allclose(merged[:, 5] + out[:, 0], out[:, 5], atol=1e-6)
+
+
+def test_count_is_the_number_of_planned_windows() -> None:
+    for frames in (1, 26, 27, 28, 100, 243, 1000, 10_000):
+        for window, overlap in ((27, 0), (27, 6), (27, 26), (243, 60), (8, 1)):
+            assert windows.count(frames, window, overlap) == len(windows.plan(frames, window, overlap))

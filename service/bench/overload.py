@@ -1,0 +1,163 @@
+"""``motionlift bench overload``: goodput at the saturating load and at ``factor`` times it, against a small queue
+(``--max-queued-windows 16`` by default), over REST and gRPC, in one run on one server.
+
+REST load comes from ``hey`` (Debian's package: a compiled client, so the load generator does not share the
+server's interpreter or fight the benchmark's GIL), one CSV row per request. gRPC load comes from asyncio clients
+in a child process; a refused call (RESOURCE_EXHAUSTED) is retried at once, as hey does, so the offered load stays
+at ``clients`` calls in flight. A probe process asks ``/healthz`` (and a small ``/lift``) every 50 ms meanwhile.
+Goodput is the frames/s of the requests answered 200 / OK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import multiprocessing
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from service.api.pb.motionlift.v1 import lift_pb2_grpc
+from service.bench.grpc_load import lift_request
+from service.bench.load import ServerProcess, request_body
+from service.bench.probe import Probe
+from service.bench.table import render
+
+
+@dataclass
+class Point:
+    """One protocol at one number of clients: per-call latencies (ms) by outcome, and the probes' /healthz."""
+
+    protocol: str
+    clients: int
+    seconds: float
+    ok_ms: list[float] = field(default_factory=list)
+    refused_ms: list[float] = field(default_factory=list)
+    other: int = 0
+    health_ms: list[float] = field(default_factory=list)
+
+    def goodput(self, frames: int) -> float:
+        return len(self.ok_ms) * frames / self.seconds
+
+
+def _hey(url: str, body: bytes, clients: int, seconds: float) -> Point:
+    """``hey`` for ``seconds`` at ``clients`` concurrent requests; its per-request CSV sorted by outcome."""
+    if shutil.which("hey") is None:
+        raise RuntimeError("bench overload needs hey (Debian: apt-get install hey)")
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        f.write(body)
+        f.flush()
+        cmd = ["hey", "-z", f"{seconds:g}s", "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", f.name]
+        out = subprocess.run([*cmd, "-o", "csv", f"{url}/lift"], capture_output=True, text=True, check=True)
+    point = Point("rest", clients, seconds)
+    for row in csv.DictReader(out.stdout.splitlines()):
+        ms, status = 1000 * float(row["response-time"]), int(row["status-code"])
+        if status == 200:
+            point.ok_ms.append(ms)
+        elif status == 503:
+            point.refused_ms.append(ms)
+        else:
+            point.other += 1
+    return point
+
+
+Outcomes = tuple[list[float], list[float], int]  # ok latencies, refused latencies, other errors
+
+
+async def _grpc_clients(target: str, body: bytes, clients: int, seconds: float) -> Outcomes:
+    request = lift_request(body)
+    ok: list[float] = []
+    refused: list[float] = []
+    other = 0
+    stop = time.perf_counter() + seconds
+    async with grpc.aio.insecure_channel(target) as channel:
+        lift = lift_pb2_grpc.LifterStub(channel).Lift  # type: ignore[no-untyped-call]  # generated
+
+        async def client() -> None:
+            nonlocal other
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                try:
+                    await lift(request, timeout=60)
+                    ok.append(1000 * (time.perf_counter() - t0))
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        refused.append(1000 * (time.perf_counter() - t0))
+                    else:
+                        other += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return ok, refused, other
+
+
+def _grpc_main(target: str, body: bytes, clients: int, seconds: float, out: multiprocessing.Queue[Outcomes]) -> None:
+    out.put(asyncio.run(_grpc_clients(target, body, clients, seconds)))
+
+
+def _grpc(target: str, body: bytes, clients: int, seconds: float) -> Point:
+    """gRPC ``Lift`` calls from ``clients`` asyncio clients in a child process for ``seconds``."""
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[Outcomes] = context.Queue()
+    child = context.Process(target=_grpc_main, args=(target, body, clients, seconds, results))
+    child.start()
+    ok, refused, other = results.get(timeout=seconds + 120)
+    child.join(30)
+    return Point("grpc", clients, seconds, ok, refused, other)
+
+
+def _measure(server: ServerProcess, protocol: str, body: bytes, clients: int, seconds: float) -> Point:
+    probe = Probe(server.url, request_body(27, flip=True))
+    probe.start()
+    try:
+        if protocol == "rest":
+            point = _hey(server.url, body, clients, seconds)
+        else:
+            point = _grpc(server.grpc_target, body, clients, seconds)
+    finally:
+        health = probe.stop().ms["healthz"]
+    point.health_ms = health
+    return point
+
+
+def run(model: Path, *, frames: int, saturating: int, factor: int, seconds: float, serve_flags: list[str]) -> str:
+    """Serve ``model`` with ``serve_flags``; each protocol at ``saturating`` then ``factor`` x as many clients."""
+    body = request_body(frames, flip=True)
+    server = ServerProcess(model, serve_flags)
+    points: list[Point] = []
+    try:
+        server.wait_ready()
+        for protocol in ("rest", "grpc"):
+            for clients in (saturating, saturating * factor):
+                points.append(_measure(server, protocol, body, clients, seconds))
+    finally:
+        server.stop()
+    return _report(points, frames, serve_flags)
+
+
+def _pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.1f}" if values else "-"
+
+
+def _report(points: list[Point], frames: int, serve_flags: list[str]) -> str:
+    headers = ["protocol", "clients", "ok/s", "goodput frames/s", "ok p50 ms", "ok p99 ms", "refused/s",
+               "refused p99 ms", "other", "/healthz p99 ms", "/healthz max ms"]  # fmt: skip
+    rows = [
+        [p.protocol, p.clients, f"{len(p.ok_ms) / p.seconds:.1f}", f"{p.goodput(frames):,.0f}", _pct(p.ok_ms, 50),
+         _pct(p.ok_ms, 99), f"{len(p.refused_ms) / p.seconds:.1f}", _pct(p.refused_ms, 99), p.other,
+         _pct(p.health_ms, 99), f"{max(p.health_ms):.1f}" if p.health_ms else "-"]
+        for p in points
+    ]  # fmt: skip
+    lines = [f"{frames}-frame requests with flip; serve {' '.join(serve_flags)}", render(headers, rows)]
+    for saturated, over in zip(points[::2], points[1::2], strict=True):
+        ratio = over.goodput(frames) / saturated.goodput(frames) if saturated.ok_ms else float("nan")
+        lines.append(
+            f"{saturated.protocol}: goodput at {over.clients} clients = {ratio:.2f} x at {saturated.clients}; "
+            f"refusals p99 {_pct(over.refused_ms, 99)} ms"
+        )
+    return "\n".join(lines)
