@@ -12,9 +12,10 @@ trained on [0, 1]. A negative score is refused: no detector writes one, so it is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 import numpy as np
+import numpy.typing as npt
 
 from service.core.backend import Array
 from service.core.options import FORMATS
@@ -32,12 +33,15 @@ _REGULAR: Final = "expected nested lists of numbers of equal lengths"
 def as_array(value: object, *, ndim: int, field: str) -> Array:
     """``value`` (nested lists of numbers, or an array) as float32 with ``ndim`` dimensions: ``[T, J, C]``
     (3) or ``[J, C]`` (2). Raises ``InvalidInput`` naming the first element that is not a number or breaks the
-    shape. Numbers beyond float32 become infinite (refused later, with their position, by ``check_*``)."""
+    shape. Scores (the third of three numbers) above 1 count as 1 already here, so that no score is too large for
+    float32; other numbers beyond float32 become infinite (refused later, with their position, by ``check_*``)."""
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):  # ragged
         raise _diagnose(value, ndim, field) from None
-    if array.dtype.kind not in "fiu" or _has_bool(value, ndim):  # strings, booleans, None, huge integers
+    # Strings, booleans, None, huge integers. Booleans are looked for only in an array of the expected depth:
+    # numbers nested less deeply are a shape error below (walking them as joints once raised TypeError, a 500).
+    if array.dtype.kind not in "fiu" or (array.ndim == ndim and _has_bool(value, ndim)):
         found = _diagnose(value, ndim, field)
         if found.message != _REGULAR or array.dtype.kind != "O":
             raise found
@@ -52,8 +56,23 @@ def as_array(value: object, *, ndim: int, field: str) -> Array:
             raise InvalidInput(_empty(ndim), field=field)
         shape = "frames x joints x (2 or 3)" if ndim == 3 else "joints x (2 or 3)"
         raise InvalidInput(f"expected {shape} numbers, got an array of shape {list(array.shape)}", field=field)
+    if array.shape[-1] == 3 and array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        array = _clip_wide_scores(array)
     with np.errstate(over="ignore"):
         return np.asarray(array, dtype=np.float32)
+
+
+def _clip_wide_scores(array: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+    """The score rule (above ``SCORE_MAX`` counts as ``SCORE_MAX``) applied before the float32 cast: a score
+    beyond float32's range (3.4e38) would otherwise become infinite and be refused. Non-finite scores are left to
+    the checks. Returns a new array only when a score changes (never modifies the caller's)."""
+    scores = array[..., 2]
+    over = np.isfinite(scores) & (scores > SCORE_MAX)
+    if not over.any():
+        return array
+    out = array.copy()
+    out[..., 2][over] = SCORE_MAX
+    return out
 
 
 def check_sequence(array: Array, *, format: str, field: str, max_frames: int) -> Array:

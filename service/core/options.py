@@ -98,8 +98,8 @@ class LiftOptions:
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
         """Options from JSON-like values (REST bodies, keypoint files, keyword arguments): booleans must be
-        booleans, integers integers, ``image_size`` two numbers. Raises ``InvalidInput`` naming the field for a
-        wrong type, an unknown choice or an unknown key."""
+        booleans, integers integers (2.0 is 2), ``image_size`` two numbers. Raises ``InvalidInput`` naming the
+        field for a wrong type, an unknown choice or an unknown key."""
         given = _typed(data, LIFT_FIELDS, prefix)
         given["format"] = parse_format(given.get("format"), field=prefix + "format")
         given["normalization"] = parse_normalization(given.get("normalization"), field=prefix + "normalization")
@@ -276,6 +276,19 @@ def _float(value: object) -> float | None:
         return None
 
 
+def _int(value: object) -> int | None:
+    """An integer (JSON's, or numpy's) as an int; None for anything else or a boolean. A float without a fraction
+    is the integer it writes: JSON has one number type, and JSON Schema's (the OpenAPI document's) ``integer``
+    includes 2.0, so a body a schema-driven client writes that way is read as 2."""
+    if isinstance(value, bool | np_bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _convert(kind: str, value: object) -> object | None:
     """``value`` as the Python value of ``kind``, or None when it is not one."""
     if kind == "str":
@@ -283,7 +296,7 @@ def _convert(kind: str, value: object) -> object | None:
     if kind == "bool":
         return bool(value) if isinstance(value, bool | np_bool) else None
     if kind == "int":
-        return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool | np_bool) else None
+        return _int(value)
     if kind == "number":
         return _float(value)
     if isinstance(value, list | tuple) and len(value) == 2:  # "size"

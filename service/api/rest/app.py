@@ -1,5 +1,5 @@
-"""The REST app: FastAPI with its lifespan, middleware, error handlers and OpenAPI document; routes in
-``service.api.rest.routes``.
+"""The REST app: FastAPI with its lifespan, middleware, error handlers, OpenAPI document (``openapi``) and offline
+``/docs``; routes in ``service.api.rest.routes``.
 
 Errors come from the core as ``LiftError`` and are turned into ``{"error": {...}}`` bodies with the status from
 the error table (``service.errors``); anything else becomes a 500 with the request id (``RequestId``).
@@ -14,14 +14,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.rest import openapi
 from service.api.rest.middleware import BodyLimit, RequestId
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import add_lift, add_probes
-from service.api.rest.schemas import LiftRequest
 from service.core.lifter import Lifter
 from service.errors import LiftError, MethodNotAllowed, NotFound
 
@@ -57,35 +57,24 @@ def create_app(
             await reader.close()
             await lifter.close()
 
-    app = FastAPI(title=TITLE, summary=SUMMARY, version=VERSION, lifespan=lifespan)
+    # /docs is Swagger UI served from fastapi-offline's copy of its assets (no CDN: the docs work offline), without
+    # the validator badge (Swagger UI would fetch it from validator.swagger.io); /docs is the one documentation page
+    # (README "Endpoints"), so no /redoc.
+    app = FastAPIOffline(
+        title=TITLE,
+        summary=SUMMARY,
+        version=VERSION,
+        lifespan=lifespan,
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.add_middleware(RequestId)  # added last = outermost: every answer, 413 and 500 included, has the id
     _add_error_handlers(app)
     add_probes(app, lifter)
     add_lift(app, lifter, reader)
-    _document_body(app)
+    openapi.install(app, lifter)
     return app
-
-
-def _document_body(app: FastAPI) -> None:
-    """Put the request schema (``schemas.LiftRequest``) into the OpenAPI document: the route reads its body
-    itself, so FastAPI does not know it."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=TITLE, version=VERSION, summary=SUMMARY, routes=app.routes)
-            request = LiftRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(request.pop("$defs", {}))
-            components["LiftRequest"] = request
-            schema["paths"]["/lift"]["post"]["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LiftRequest"}}},
-            }
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
 
 
 def _error(status: int, request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

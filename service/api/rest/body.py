@@ -67,10 +67,13 @@ def parse(body: bytes) -> LiftBody:
 
 
 def _track_id(value: object, index: int, field: str) -> str | int:
-    """A track id as sent (a string, or an integer within int64), or the track's index. Length, Unicode and
-    uniqueness are the core's rules (``service.core.tracks``)."""
+    """A track id as sent (a string, or an integer within int64), or the track's index. A number without a
+    fraction is the integer it writes (7.0 is 7: JSON Schema's ``integer``, which the OpenAPI document states).
+    Length, Unicode and uniqueness are the core's rules (``service.core.tracks``)."""
     if value is None:
         return index
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput("a track id is a string or an integer", field=field)
     if isinstance(value, int) and not -(2**63) <= value < 2**63:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import orjson
@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from service.api.rest.reader import BodyReader
-from service.api.rest.schemas import ErrorResponse, LiftResponse
+from service.api.rest.schemas import ErrorResponse, Health, LiftResponse, ModelDescription, Readiness
 from service.core.keypoints import JOINT_NAMES
 from service.core.lifter import Lifter
 from service.core.results import LiftResult, TrackResult
@@ -29,37 +29,76 @@ log = logging.getLogger(__name__)
 # Answers are written by orjson straight from the float32 arrays (the shortest text that reads back as the
 # same float32): for a 243-frame answer 1.8 ms on the event loop, against 30 ms for round + tolist + json.
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 422, 500, 503, 504)
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _errors(described: dict[int, str]) -> Responses:
+    """Error answers in the envelope (``ErrorResponse``) by status, for a route's OpenAPI ``responses``."""
+    return {status: {"model": ErrorResponse, "description": text} for status, text in described.items()}
+
+
+# What every route may answer besides its own: an unexpected error, and a connection over --max-connections
+# (answered by the HTTP protocol itself, service.api.rest.protocol).
+INTERNAL = "an unexpected error; logged with the request id"
+FULL = "too many open connections (--max-connections), with Retry-After"
+ANY: Final[Responses] = _errors({500: INTERNAL, 503: FULL})
+HEALTHZ: Final[Responses] = {200: {"model": Health, "description": "the process answers"}, **ANY}
+READYZ: Final[Responses] = {
+    200: {"model": Readiness, "description": "ready"},
+    **ANY,
+    503: {"model": Readiness | ErrorResponse, "description": "not ready ({ready: false}), or " + FULL},
 }
+METRICS: Final[Responses] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format 0.0.4"},
+    **ANY,
+}
+MODEL: Final[Responses] = {
+    200: {"model": ModelDescription, "description": "the served model"},
+    **_errors({500: INTERNAL, 503: "the model is not loaded yet, or " + FULL}),
+}
+LIFT: Final[Responses] = {
+    200: {"description": "the 3D joints"},
+    **_errors({
+        400: "the body is not JSON: syntax, encoding (UTF-8 only), or nesting deeper than 1024",
+        408: "the body did not arrive within --read-timeout-s",
+        413: "the body is over --max-body-bytes, or the request needs more model windows than the queue holds",
+        415: "not application/json (or application/*+json) in UTF-8, or compressed (content-encoding)",
+        422: "invalid input, the field named: the body's schema, and the rules of the description",
+        500: "an unexpected error, or the model answered values that are not finite; logged with the request id",
+        503: "the model is not ready, the service is shutting down, or it is full: the queue, the large-body "
+        "readers or the connections (with Retry-After)",
+        504: "no answer within --timeout-s; the request's queued windows were dropped",
+    }),
+}  # fmt: skip
 
 
 def add_probes(app: FastAPI, lifter: Lifter) -> None:
-    """``/healthz`` (the process answers), ``/readyz`` (the model serves), ``/metrics``, ``/v1/model``."""
+    """``/healthz`` (the process answers), ``/readyz`` (the model serves), ``/metrics``, ``/v1/model``. They answer
+    plain dicts; ``schemas`` documents them."""
 
-    @app.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", summary="The process is alive", responses=HEALTHZ)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", summary="The model is loaded and warmed up", responses={503: {"model": dict}})
+    @app.get("/readyz", summary="The model is loaded and warmed up", responses=READYZ)
     async def readyz() -> JSONResponse:
         ready = lifter.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response, responses=METRICS)
     async def metrics() -> Response:
         return Response(lifter.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/model", summary="The served model")
-    async def model() -> dict[str, Any]:
-        return lifter.info.describe(JOINT_NAMES)
+    @app.get("/v1/model", summary="The served model", responses=MODEL)
+    async def model() -> JSONResponse:
+        return JSONResponse(lifter.info.describe(JOINT_NAMES))
 
 
 def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     """``POST /lift``: admission first (from the headers and the queue, before the body is read), then the body
     (``reader``), then the core. Errors are the core's ``LiftError``s, answered by the app's handler."""
 
-    @app.post("/lift", summary="Lift 2D keypoint sequences to 3D joints", response_model=LiftResponse, responses=ERRORS)
+    @app.post("/lift", summary="Lift 2D keypoint sequences to 3D joints", response_model=LiftResponse, responses=LIFT)
     async def lift(request: Request) -> Response:
         try:
             check_media(request.headers)
