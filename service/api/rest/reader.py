@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -55,7 +58,8 @@ class BodyReader:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),))
 
     @contextmanager
     def reserve(self, declared: int | None) -> Iterator[bool]:
@@ -98,3 +102,18 @@ class BodyReader:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             raise Unavailable("the body could not be read (a reader process died); retry") from None
+
+
+def watch_parent(pid: int, every_s: float = 1.0) -> None:
+    """In a reader process: exit when the service process ``pid`` is gone. A pool's worker holds both ends of its
+    own call queue, so it never sees the end of a parent that was killed (SIGKILL, a crash) and would linger."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
