@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.bench.load import ServerProcess, request_body
 from service.bench.probe import Probe, Probes, summary
@@ -124,3 +125,20 @@ def _report(
             f"(+{children_growth:.0f} MiB = {children_growth / mib:.2f} x the body)",
         ]
     )
+
+
+def add_command(bench_sub: Any) -> None:
+    """Add ``bigbody`` to the ``motionlift bench`` subparsers."""
+    from service.config import DEFAULT_MODEL
+
+    bench = bench_sub.add_parser("bigbody", help="one huge /lift body while /healthz and a small /lift are probed")
+    bench.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
+    bench.add_argument("--tracks", type=int, default=64, help="tracks in the body (default 64: 57 MiB with 9,000)")
+    bench.add_argument("--frames", type=int, default=9000, help="frames per track")
+    bench.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve`")
+    bench.set_defaults(bench_run=_command)
+
+
+def _command(args: Any) -> int:
+    print(run(args.model, tracks=args.tracks, frames=args.frames, serve_flags=args.serve_flags.split()))
+    return 0

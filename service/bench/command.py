@@ -19,9 +19,12 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     _add_precision(bench_sub)
     _add_load(bench_sub)
     _add_triton(bench_sub)
-    from service.bench.stream import add_command as add_stream
+    _add_soak(bench_sub)
+    from service.bench import bigbody, overload, stream
 
-    add_stream(bench_sub)  # bench stream (service/bench/stream.py)
+    stream.add_command(bench_sub)  # bench stream (service/bench/stream.py)
+    overload.add_command(bench_sub)  # bench overload (service/bench/overload.py)
+    bigbody.add_command(bench_sub)  # bench bigbody (service/bench/bigbody.py)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,6 +122,39 @@ def _add_triton(bench_sub: Any) -> None:
     triton.set_defaults(bench_run=_bench_triton)
 
 
+def _add_soak(bench_sub: Any) -> None:
+    """``bench soak``: a long mixed load with cancellations and disconnects; leaks and unanswered calls."""
+    soak = bench_sub.add_parser(
+        "soak",
+        help="long mixed REST + gRPC + stream load with random cancels and disconnects: unanswered calls, leaks",
+        description="Starts `motionlift serve` on free ports and loads it from one child process per kind of call "
+        "(asyncio clients): REST lifts, gRPC unary lifts and LiftStreams (30 fps, 1-6 s, causal with one track or "
+        "look-ahead with 1-3), each sent on a Poisson schedule; at random 10% of calls are cancelled midway and 10% "
+        "disconnected (REST: the socket closes before the answer; gRPC: the call's channel closes), and 5% of "
+        "lifts are invalid on purpose. Prints, per interval, calls sent / answered / cancelled / disconnected / "
+        "unanswered and the server's RSS, open files and threads; then the verdict: every call answered, RSS "
+        "growth after the first interval under 5%, open files back to the pre-load baseline, no stream or queued "
+        "window left, no unexpected error, every frame of a stream that ended normally answered or reported "
+        "skipped. Exit code 0 when it passes, 1 when it fails (or the server does not start or dies).",
+    )
+    soak.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
+    soak.add_argument("--minutes", type=float, default=10.0, help="duration of the load (the first interval is "
+                      "the warm-up)")  # fmt: skip
+    soak.add_argument("--every", type=float, default=30.0, help="seconds per interval (a table row each)")
+    soak.add_argument(
+        "--rate",
+        default="rest=2,grpc=2,stream=0.25",
+        help="calls per second by kind, KIND=RATE comma-separated (kinds: rest, grpc, stream; stream = new "
+        "LiftStreams per second; a kind not named keeps its default, 0 turns it off); the defaults ask about a "
+        "quarter of the default model's capacity on 2 cores",
+    )
+    soak.add_argument("--seed", type=int, default=0, help="seed of the random schedule, requests and aborts")
+    soak.add_argument("--settle-s", type=float, default=10.0, help="after the load, how long the server's open "
+                      "files may take to return to the baseline")  # fmt: skip
+    soak.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve`")
+    soak.set_defaults(bench_run=_bench_soak)
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
@@ -214,3 +250,27 @@ def _bench_triton(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    """Print the soak report (service/bench/soak.py); exit 0 when its verdict passes, 1 when it fails or the
+    server did not start or died (the reason on stderr), 2 for a bad ``--rate``, ``--minutes`` or ``--every``."""
+    from service.bench.soak import parse_rates, run
+
+    try:
+        rates = parse_rates(args.rate)
+        if not (args.minutes > 0 and args.every > 0):
+            raise ValueError("--minutes and --every must be > 0")
+    except ValueError as exc:
+        print(f"motionlift bench soak: {exc}", file=sys.stderr)
+        return 2
+    try:
+        text, passed = run(
+            args.model, minutes=args.minutes, every=args.every, rates=rates, seed=args.seed,
+            serve_flags=args.serve_flags.split(), settle_s=args.settle_s,
+        )  # fmt: skip
+    except RuntimeError as exc:  # the server did not start or died: the soak has no verdict
+        print(f"motionlift bench soak: {exc}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0 if passed else 1

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -161,3 +162,34 @@ def _report(points: list[Point], frames: int, serve_flags: list[str]) -> str:
             f"refusals p99 {_pct(over.refused_ms, 99)} ms"
         )
     return "\n".join(lines)
+
+
+def add_command(bench_sub: Any) -> None:
+    """Add ``overload`` to the ``motionlift bench`` subparsers."""
+    from service.config import DEFAULT_MODEL
+
+    bench = bench_sub.add_parser(
+        "overload", help="goodput at the saturating load and 10x it against a small queue, REST (hey) and gRPC"
+    )
+    bench.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
+    bench.add_argument("--frames", type=int, default=81, help="frames per request (flip on)")
+    bench.add_argument("--clients", type=int, default=4, help="the saturating number of concurrent clients")
+    bench.add_argument("--factor", type=int, default=10, help="the overload: factor x --clients")
+    bench.add_argument("--seconds", type=float, default=15.0, help="duration of each point")
+    bench.add_argument(
+        "--serve-flags", default="--max-queued-windows 16", help="flags of `motionlift serve` (default: a small queue)"
+    )
+    bench.set_defaults(bench_run=_command)
+
+
+def _command(args: Any) -> int:
+    report = run(
+        args.model,
+        frames=args.frames,
+        saturating=args.clients,
+        factor=args.factor,
+        seconds=args.seconds,
+        serve_flags=args.serve_flags.split(),
+    )
+    print(report)
+    return 0

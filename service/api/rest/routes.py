@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 
 from service.api.rest.reader import BodyReader
 from service.api.rest.schemas import ErrorResponse, Health, LiftResponse, ModelDescription, Readiness
@@ -108,6 +109,10 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
                 parsed = await reader.parse(content, reserved=reserved)
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
+        except ClientDisconnect:  # the client left while sending its body: nobody to answer, nothing went wrong
+            lifter.metrics.on_request("rest", "cancelled")
+            log.info("client went away while sending its body; request %s dropped", request.state.request_id)
+            return Response(status_code=499)
         result = await _unless_disconnected(request, lifter.lift(parsed.tracks, parsed.options))
         if result is None:  # nobody to answer; 499 as nginx logs it
             return Response(status_code=499)

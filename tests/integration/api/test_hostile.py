@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import socket
+import time
 from typing import Any
 
 import grpc
@@ -197,3 +199,28 @@ def test_requests_refused_before_the_core_are_counted_by_protocol(served: Served
         "unsupported_media_type": 1.0,
         "invalid_input": 1.0,
     }
+
+
+def test_a_client_that_leaves_mid_body_is_counted_cancelled_without_an_error_log(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cancelled() -> float:
+        for line in httpx.get(f"{served.rest_url}/metrics").text.splitlines():
+            if line.startswith('motionlift_requests_total{outcome="cancelled",protocol="rest"} '):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = cancelled()
+    body = httpx.Request("POST", "/", json=GOOD).content
+    port = int(served.rest_url.rsplit(":", 1)[1])
+    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port)) as s:
+        head = (
+            f"POST /lift HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        s.sendall(head.encode() + body[: len(body) // 2])
+        time.sleep(0.2)  # let the server read the half it got before the connection closes
+    deadline = time.monotonic() + 10
+    while cancelled() == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cancelled() == before + 1
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("service")] == []
