@@ -23,9 +23,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("service.api.command", "serve REST and gRPC on the model (settings: flags or MOTIONLIFT_*)"),
     "export": Command("service.model.command", "write a DSTformer as TorchScript, with its Triton config"),
     "lift": Command("service.client.command", "lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) over REST/gRPC"),
-    "bench": Command(
-        "service.bench.command", "benchmarks: model, load, stream, soak, overload, bigbody, ..."
-    ),
+    "bench": Command("service.bench.command", "benchmarks: model, load, stream, soak, overload, bigbody, ..."),
     "train": Command("service.training.train_command", "train a lifter on synthetic views of motion capture"),
     "evaluate": Command("service.training.evaluate_command", "held-out MPJPE / P-MPJPE / acceleration error"),
 }
