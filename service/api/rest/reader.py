@@ -59,7 +59,7 @@ class BodyReader:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),))
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=start_reader, initargs=(os.getpid(),))
 
     @contextmanager
     def reserve(self, declared: int | None) -> Iterator[bool]:
@@ -104,9 +104,14 @@ class BodyReader:
             raise Unavailable("the body could not be read (a reader process died); retry") from None
 
 
-def watch_parent(pid: int, every_s: float = 1.0) -> None:
-    """In a reader process: exit when the service process ``pid`` is gone. A pool's worker holds both ends of its
-    own call queue, so it never sees the end of a parent that was killed (SIGKILL, a crash) and would linger."""
+def start_reader(pid: int, every_s: float = 1.0) -> None:
+    """A reader process's start: lowest CPU priority, and exit when the service process ``pid`` is gone.
+
+    Priority: on a machine with few cores a reader parsing a large body takes a whole core, and the model's
+    threads, sharing what is left, slowed small requests 3-8x; at nice 19 the scheduler gives the model first
+    claim and the reader the rest. Exit: a pool's worker holds both ends of its own call queue, so it never sees
+    the end of a parent that was killed (SIGKILL, a crash) and would linger."""
+    os.nice(19)
 
     def watch() -> None:
         while True:
