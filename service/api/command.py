@@ -64,8 +64,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     from service.backends.torchscript.heap import keep_freed_memory
+    from service.backends.torchscript.threads import wait_passively
 
     keep_freed_memory()  # before any thread starts (service/backends/torchscript/heap.py says why)
+    wait_passively()  # before torch is imported (service/backends/torchscript/threads.py says why)
     settings = settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     problem = _preflight(settings)

@@ -20,6 +20,7 @@ from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from service.core.backend import Backend
 from service.core.lifter import Lifter
+from service.errors import LiftError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
     app = create_app(lifter, on_start=start, on_stop=stop)
     app.state.grpc = rpc
     app.state.drain = drain
+    app.state.lifter = lifter
     return app
 
 
@@ -131,7 +133,18 @@ class DrainingServer(uvicorn.Server):
 def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
     """uvicorn for the app of ``build_app`` with the service's limits: header and body read timeouts, open
     connections, the drain on SIGTERM within ``drain_timeout_s``; no ``server`` header."""
-    http = limited_http(read_timeout_s=settings.read_timeout_s, max_connections=settings.max_connections)
+    lifter: Lifter = app.state.lifter
+
+    def admission() -> LiftError | None:
+        try:
+            lifter.admit()
+        except LiftError as exc:
+            return lifter.refused(exc, protocol="rest")
+        return None
+
+    http = limited_http(
+        read_timeout_s=settings.read_timeout_s, max_connections=settings.max_connections, admission=admission
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -215,9 +215,11 @@ def _bench_precision(args: argparse.Namespace) -> int:
 
 def _bench_load(args: argparse.Namespace) -> int:
     from service.backends.torchscript.heap import keep_freed_memory
+    from service.backends.torchscript.threads import wait_passively
     from service.bench.sweep import run
 
     keep_freed_memory()  # the raw model is timed in this process: with the served process's heap settings
+    wait_passively()  # ... and its OpenMP wait policy
 
     setups = {"batched": args.serve_flags.split(), "unbatched": [*args.serve_flags.split(), "--max-batch-size", "1"]}
     print(

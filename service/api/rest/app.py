@@ -94,7 +94,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         if exc.http_status in (408, 413, 415):  # the body may be unread: this connection cannot carry another
             headers["Connection"] = "close"
-        if exc.http_status >= 500:
+        if exc.http_status == 500:  # a fault; 503 and 504 are the service working as documented, under load
             request_id = getattr(request.state, "request_id", "?")
             log.error("%s %s failed (request %s): %s", request.method, request.url.path, request_id, exc.message)
         return _error(exc.http_status, request, exc.to_dict(), headers)

@@ -1,13 +1,18 @@
-"""uvicorn's HTTP/1.1 protocol (httptools) with the two limits uvicorn does not have:
+"""uvicorn's HTTP/1.1 protocol (httptools) with what uvicorn does not have:
 
 - **headers in time**: a request's headers must arrive within ``read_timeout_s`` of its first byte (or of the
   connection, when nothing comes); otherwise the connection gets 408 and is closed. uvicorn waits forever for
   headers, so a client that opens connections and sends half a request line held them until shutdown;
 - **open connections**: beyond ``max_connections``, a new connection gets 503 and is closed at once (uvicorn's
-  ``limit_concurrency`` answers a plain-text 503, outside the service's error envelope).
+  ``limit_concurrency`` answers a plain-text 503, outside the service's error envelope);
+- **refusal at the door**: ``POST /lift`` that ``admission`` refuses (the queue is full, the service is not
+  ready) is answered 503 from here, as soon as its headers are in, without an ASGI task, FastAPI or a parse: its
+  body is discarded by the HTTP parser as it arrives and the connection stays usable. At 10x overload most
+  requests are refusals, and through the whole stack each cost the model's CPU about a millisecond.
 
-Both answers are written on the socket directly, in the error envelope, with a fresh request id. The body's own
-timeout and size are ``middleware.BodyLimit``'s.
+These answers are written on the socket directly, in the error envelope, with a fresh request id. The body's own
+timeout and size are ``middleware.BodyLimit``'s; the route checks admission again for servers without this
+protocol (tests).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from asyncio import TimerHandle, Transport
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -24,24 +30,32 @@ from service.errors import LiftError, Overloaded, RequestTimeout
 REASONS = {408: "Request Timeout", 503: "Service Unavailable"}
 
 
-def limited_http(*, read_timeout_s: float, max_connections: int) -> type[HttpToolsProtocol]:
-    """The protocol class for ``uvicorn.Config(http=...)`` with these limits."""
+Admission = Callable[[], LiftError | None]  # None: admitted; else the (counted) refusal to answer
+
+
+def limited_http(
+    *, read_timeout_s: float, max_connections: int, admission: Admission | None = None
+) -> type[HttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with these limits and this admission of /lift."""
 
     class LimitedHttp(_LimitedHttp):
         pass
 
     LimitedHttp.read_timeout_s = read_timeout_s
     LimitedHttp.max_connections = max_connections
+    LimitedHttp.admission = staticmethod(admission) if admission is not None else None
     return LimitedHttp
 
 
 class _LimitedHttp(HttpToolsProtocol):
     read_timeout_s: float = 30.0
     max_connections: int = 1000
+    admission: Admission | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: TimerHandle | None = None
+        self._refusal: LiftError | None = None  # the answer of a request refused at its headers
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
@@ -57,7 +71,30 @@ class _LimitedHttp(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        super().on_headers_complete()
+        self._refusal = self._admit()
+        if self._refusal is None:
+            super().on_headers_complete()
+        elif self.expect_100_continue:  # the client waits for a go-ahead before its body: answer now, and close
+            self._refuse(self._refusal, retry_after=True)
+
+    def on_body(self, body: bytes) -> None:
+        if self._refusal is None:
+            super().on_body(body)  # else discarded: the request is answered when it is complete
+
+    def on_message_complete(self) -> None:
+        if self._refusal is None:
+            super().on_message_complete()
+            return
+        refusal, self._refusal = self._refusal, None
+        self._refuse(refusal, retry_after=True, close=not self.parser.should_keep_alive())
+
+    def _admit(self) -> LiftError | None:
+        """The refusal of a ``POST /lift`` that admission turns away; None for anything else."""
+        if self.admission is None or self.parser.get_method() != b"POST" or self.url.split(b"?")[0] != b"/lift":
+            return None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return None  # a pipelined request behind one in flight: the route decides when its turn comes
+        return self.admission()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -77,7 +114,7 @@ class _LimitedHttp(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:  # no request is being answered on it
             self._refuse(RequestTimeout(f"the request headers did not arrive within {self.read_timeout_s:g} s"))
 
-    def _refuse(self, error: LiftError, *, retry_after: bool = False) -> None:
+    def _refuse(self, error: LiftError, *, retry_after: bool = False, close: bool = True) -> None:
         if self.transport.is_closing():
             return
         request_id = uuid.uuid4().hex
@@ -87,7 +124,11 @@ class _LimitedHttp(HttpToolsProtocol):
             "content-type: application/json",
             f"content-length: {len(body)}",
             f"x-request-id: {request_id}",
-            "connection: close",
-        ] + (["retry-after: 1"] if retry_after else [])
+        ]
+        if retry_after:
+            head.append(f"retry-after: {max(1, round(error.retry_after_s or 1))}")
+        if close:
+            head.append("connection: close")
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        self.transport.close()
+        if close:
+            self.transport.close()
