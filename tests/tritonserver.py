@@ -1,7 +1,7 @@
 """A real tritonserver for the Triton tests: the tiny reference model exported into a production repository
 (``motionlift export`` writes its ``config.pbtxt``), its CPU twin derived into a temporary repository, and the
 server bundled in the ``nvidia-pytriton`` wheel serving that twin on free ports of 127.0.0.1
-(``service/triton_local.py``; recipe in shared/design/TRITON.md). Nothing generated lands in the work tree.
+(``service/bench/tritonserver.py``; recipe in shared/design/TRITON.md). Nothing generated lands in the work tree.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class TritonSetup:
 
     production: Path
     model_file: Path
-    server: object  # service.triton_local.LocalTriton (imported lazily: the wheel is an optional extra)
+    server: object  # service.bench.tritonserver.LocalTriton (imported lazily: the wheel is an optional extra)
 
 
 def skip_without_triton() -> None:

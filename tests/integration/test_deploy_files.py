@@ -74,3 +74,17 @@ def test_dockerfiles_pass_hadolint() -> None:
         cmd = [tool("hadolint"), "--no-color", "--failure-threshold", "error", str(dockerfile)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_committed_model_config_is_what_setup_exports(tmp_path: Path) -> None:
+    # .ci/setup exports the default model into model_repository/, which rewrites config.pbtxt: a stale committed
+    # copy would leave every fresh clone with a modified work tree after setup.
+    from service.cli import main
+
+    weights = REPO / "service" / "model" / "weights"
+    out = tmp_path / "dstformer" / "1" / "model.pt"
+    args = ["export", "--config", str(weights / "default.json"), "--checkpoint", str(weights / "default.safetensors")]
+    assert main([*args, "--card", "service/model/weights/CARD.md", "--out", str(out)]) == 0
+    committed = (REPO / "model_repository" / "dstformer" / "config.pbtxt").read_text()
+    assert (tmp_path / "dstformer" / "config.pbtxt").read_text() == committed

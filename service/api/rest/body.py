@@ -1,8 +1,9 @@
 """``POST /lift``'s JSON body -> the core's tracks (float32 arrays) and options, parsed once: orjson, then numpy.
 
 No pydantic on this path: a 10,000-frame body is half a million numbers, and validating each as a Python float
-cost about 700 ms of event-loop time. ``parse`` runs in a worker thread for bodies over ``INLINE_BYTES`` (the
-app decides). Every mistake is an ``InvalidInput`` naming the field, with the core's messages.
+cost about 700 ms of event-loop time. Where ``parse`` runs (the loop, a thread or a reader process) is
+``reader.BodyReader``'s choice, by size. Every mistake is a ``BadRequest`` (not JSON) or an ``InvalidInput``
+naming the field, with the core's messages.
 """
 
 from __future__ import annotations

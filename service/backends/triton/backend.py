@@ -1,7 +1,7 @@
 """Triton backend: the same ``Backend`` Protocol over one or more Triton Inference Servers (tritonclient gRPC aio).
 
 * **Model description without torch**: ``start`` reads the model's config from Triton (``get_model_config``);
-  ``motionlift export`` put the model's metadata in it (``service/triton_repo.py``), so ``info`` is the same as
+  ``motionlift export`` put the model's metadata in it (``service/model/repository.py``), so ``info`` is the same as
   the in-process backend's and the gateway needs neither torch nor the model file.
 * **Readiness follows Triton**: a monitor task asks every server ``is_model_ready`` every ``poll_s`` (with a
   short deadline, so a vanished host counts as down too); ``ready`` is True while at least one has the model
