@@ -1,9 +1,9 @@
 """A real tritonserver on this machine's CPU, from the ``nvidia-pytriton`` wheel: for tests and benchmarks.
 
-The wheel bundles ``tritonserver`` (Triton 2.51 / NGC 24.10), the python backend and its stubs; run standalone
-it serves a python-backend model repository (see ``service.backends.triton.repo.write_cpu_repository``). The
-recipe -- backend folder with the stub of this Python, ``LD_LIBRARY_PATH`` = this interpreter's LIBDIR + the wheel's vendored
-libraries, the venv first on PATH, numpy < 2, a unique shared-memory prefix -- is shared/design/TRITON.md.
+The wheel bundles ``tritonserver`` (Triton 2.51 / NGC 24.10), the python backend and its stubs; run standalone it
+serves a python-backend model repository (see ``service.backends.triton.repo.write_cpu_repository``). The recipe
+-- backend folder with the stub of this Python, ``LD_LIBRARY_PATH`` = this interpreter's LIBDIR + the wheel's
+vendored libraries, the venv first on PATH, numpy < 2, a unique shared-memory prefix -- is shared/design/TRITON.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Triton python-backend model that runs the exported TorchScript file: the CPU twin of the production model.
 
 ``write_cpu_repository`` (``service/backends/triton/repo.py``) copies this file as
-``<repo>/<model>/<version>/model.py`` next to a ``model.pt``; it is not imported by the service. It runs inside Triton's python-backend stub, whose interpreter finds torch through
-``python3`` on PATH (shared/design/TRITON.md). The contract is that of the production ``pytorch_libtorch`` model:
-input ``[B, T, 17, 3]`` float32 named as in the config, output of the same shape; every request of one
-``execute`` call is answered (the python backend's API: one response per request, in order, errors as responses).
+``<repo>/<model>/<version>/model.py`` next to a ``model.pt``; it is not imported by the service. It runs inside
+Triton's python-backend stub, whose interpreter finds torch through ``python3`` on PATH (shared/design/TRITON.md).
+The contract is that of the production ``pytorch_libtorch`` model: input ``[B, T, 17, 3]`` float32 named as in the
+config, output of the same shape; every request of one ``execute`` call is answered (the python backend's API: one
+response per request, in order, errors as responses).
 """
 
 from __future__ import annotations
