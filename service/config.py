@@ -33,12 +33,13 @@ class Settings(BaseSettings):
         "auto", description="compute precision; auto = as exported"
     )
     cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes (CUDA only)")
-    threads: int = Field(0, ge=0, description="intra-op threads for the model; 0 = one per core")
+    threads: int = Field(0, ge=0, description="intra-op threads per model instance; 0 = usable CPUs - 1")
+    instances: int = Field(1, ge=1, le=64, description="model processes, each running one batch at a time")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     # Where the model runs: in this process (TorchScript file `model`) or on Triton servers (docs: README "Triton").
     backend: Literal["torchscript", "triton"] = Field(
-        "torchscript", description="where the model runs: torchscript (in this process) or triton"
+        "torchscript", description="where the model runs: torchscript (model processes of this service) or triton"
     )
     # Triton gRPC addresses (host:port), all used together; comma-separated in the environment and on the CLI.
     triton_urls: Annotated[list[str], NoDecode] = Field(

@@ -11,12 +11,31 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from service.api.server import build_app, uvicorn_server
+from service.config import Settings
+from service.core.lifter import Lifter
+
 
 @contextmanager
 def serve_rest(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` (lifespan included) until the block ends; yields its base URL."""
+    """Run ``app`` (lifespan included) under plain uvicorn until the block ends; yields its base URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    with _running(uvicorn.Server(config)) as url:
+        yield url
+
+
+@contextmanager
+def serve_service(settings: Settings, lifter: Lifter | None = None) -> Iterator[str]:
+    """The service as ``motionlift serve`` runs it (its HTTP protocol: admission at the door, timeouts, limits),
+    REST and gRPC on free ports of 127.0.0.1, over ``lifter`` (default: the settings' model); yields the REST
+    base URL."""
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": 0, "grpc_port": 0, "log_level": "warning"})
+    with _running(uvicorn_server(build_app(settings, lifter), settings)) as url:
+        yield url
+
+
+@contextmanager
+def _running(server: uvicorn.Server) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

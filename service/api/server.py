@@ -38,6 +38,7 @@ def make_backend(settings: Settings) -> Backend:
         settings.model,
         device=settings.device,
         threads=settings.threads,
+        instances=settings.instances,
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
     )

@@ -1,28 +1,36 @@
-"""In-process backend: the exported TorchScript file on CPU or CUDA, run in one dedicated thread."""
+"""In-process backend: the exported TorchScript file on CPU or CUDA, in model processes this service owns.
+
+"In-process" means no server between the gateway and the model (as Triton is); the model itself runs in
+``instances`` child processes (``instance.py`` says why a process and not a thread), each with ``threads``
+intra-op threads. A batch goes to an idle instance; an instance that dies is restarted in the background while
+the others serve, and the service is not ready while none is alive.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from service.backends.torchscript.runner import Runner, native_precision, select_device
+from service.backends.torchscript import cpus
+from service.backends.torchscript.instance import Instance, Loaded, Spec
 from service.core.backend import Array, ModelInfo
-from service.errors import BackendError, Unavailable
+from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # between attempts to bring a dead instance back; the last repeats
 
 
 def startup_problem(path: Path, device: str) -> str | None:
     """Why ``path`` cannot be served on ``device``, found without loading the model: a missing file, or a device
     that is unknown or absent (``select_device``). None when neither. ``motionlift serve`` says it in one line
-    before starting the server; ``TorchScriptBackend.start`` raises it as ``Unavailable``. Imports torch."""
+    before starting the server; ``TorchScriptBackend.start`` raises the model process's reason as ``Unavailable``.
+    Imports torch."""
+    from service.backends.torchscript.runner import select_device
+
     if not path.is_file():
         return f"model file {path} does not exist; run `bash .ci/setup` or `motionlift export`"
     try:
@@ -33,16 +41,14 @@ def startup_problem(path: Path, device: str) -> str | None:
 
 
 class TorchScriptBackend:
-    """Loads ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
+    """Serves ``model.pt`` written by ``motionlift export``; no Python model class is needed to serve it.
 
-    All torch work runs in a single worker thread, so the event loop stays free and batches run one at a
-    time. ``device`` is ``auto`` / ``cpu`` / ``cuda[:N]``, ``precision`` ``auto`` (as exported) / ``fp32`` /
-    ``bf16`` / ``fp16``, ``cuda_graphs`` replays captured graphs on CUDA (``service/backends/runner.py``).
+    ``device`` is ``auto`` / ``cpu`` / ``cuda[:N]``, ``precision`` ``auto`` (as exported) / ``fp32`` / ``bf16`` /
+    ``fp16``, ``cuda_graphs`` replays captured graphs on CUDA (``runner.py``). ``instances`` model processes run
+    one batch each at a time, with ``threads`` intra-op threads each (0 = ``cpus.py``'s default: all usable CPUs
+    but one).
     ``start`` raises ``Unavailable`` naming the problem for a missing file, an unknown or absent device, or an
     unknown precision; a precision this hardware only emulates is served with a warning in the log.
-    ``threads`` sets torch's intra-op threads (0 = one per core). Measured on 2 cores with the default
-    model (243-frame requests, 4 clients): 2 threads served 0.92 x the raw model's best frames/s, 1 thread
-    (leaving the event loop a core) 0.64 x; the loop's own work is small next to the model's.
     """
 
     def __init__(
@@ -51,26 +57,34 @@ class TorchScriptBackend:
         *,
         device: str = "auto",
         threads: int = 0,
+        instances: int = 1,
         precision: str = "auto",
         cuda_graphs: bool = False,
     ) -> None:
-        self._path = path
-        self._device = device
-        self._threads = threads
-        self._precision = precision  # "auto" = the precision the file was exported in
-        self._cuda_graphs = cuda_graphs
+        if instances < 1:
+            raise ValueError(f"instances must be >= 1, got {instances}")
+        threads = threads or cpus.default_threads(cpus.usable())
+        self._spec = Spec(str(path), device=device, threads=threads, precision=precision, cuda_graphs=cuda_graphs)
+        self._count = instances
         self._executor: ThreadPoolExecutor | None = None
-        self._runner: Runner | None = None
+        self._idle: asyncio.Queue[Instance] | None = None
+        self._live: set[Instance] = set()
+        self._restarts: set[asyncio.Task[None]] = set()
         self._info: ModelInfo | None = None
-        self._ready = False
+        self._closed = False
 
     @property
     def ready(self) -> bool:
-        return self._ready
+        return bool(self._live) and not self._closed
 
     @property
     def concurrency(self) -> int:
-        return 1  # one model, one worker thread: batches queue behind each other anyway
+        return self._count
+
+    @property
+    def pids(self) -> list[int]:
+        """The model processes alive now (tests and benchmarks look at them)."""
+        return sorted(pid for instance in self._live if (pid := instance.pid) is not None)
 
     @property
     def info(self) -> ModelInfo:
@@ -79,69 +93,93 @@ class TorchScriptBackend:
         return self._info
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchscript")
+        # One thread per instance for start and run: each blocks on its pipe with the GIL released.
+        self._executor = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="model")
+        self._idle = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        problem = await loop.run_in_executor(self._executor, startup_problem, self._path, self._device)
-        if problem:
-            raise Unavailable(problem)
-        await loop.run_in_executor(self._executor, self._load)
-        self._ready = True
+        instances = [Instance(self._spec) for _ in range(self._count)]
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, instance.start) for instance in instances), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await asyncio.gather(*(loop.run_in_executor(self._executor, i.close) for i in instances))
+            raise failed[0]
+        loaded = [r for r in results if isinstance(r, Loaded)]
+        self._describe(loaded[0])
+        for instance in instances:
+            self._live.add(instance)
+            self._idle.put_nowait(instance)
 
-    def _load(self) -> None:
-        import torch
-
-        from service.model.export import load_torchscript
-
-        cores = os.cpu_count() or 1
-        torch.set_num_threads(self._threads or cores)
-        try:
-            device = select_device(self._device)  # checked by startup_problem; this resolves auto
-            model, meta = load_torchscript(self._path, device="cpu")
-            precision = str(meta.get("precision", "fp32")) if self._precision == "auto" else self._precision
-            self._runner = Runner(model, device=device, precision=precision, cuda_graphs=self._cuda_graphs)
-        except ValueError as exc:  # bad device / precision / file: the service cannot start on it
-            raise Unavailable(str(exc)) from exc
-        slow = native_precision(precision, device)
-        if slow:
-            log.warning("serving in %s on %s although %s", precision, device, slow)
-        self._info = replace(ModelInfo.from_meta(meta, device=device), precision=precision)
-        # Warm-up: TorchScript's profiling executor specialises on the first calls of each shape; run the
-        # full window (the common case) a few times and a short one, so the first requests are not slow.
-        window = np.zeros((1, self._info.window, 17, 3), np.float32)
-        t0 = time.perf_counter()
-        for _ in range(3):
-            self._run(window)
-        self._run(window[:, :1])
-        t1 = time.perf_counter()
-        self._run(window)
-        per_window = time.perf_counter() - t1
+    def _describe(self, loaded: Loaded) -> None:
+        self._info = replace(ModelInfo.from_meta(loaded.meta, device=loaded.device), precision=loaded.precision)
+        if loaded.slow:
+            log.warning("serving in %s on %s although %s", loaded.precision, loaded.device, loaded.slow)
         log.info(
-            "model warmed up in %.2f s on %s in %s; one %d-frame window %.1f ms; %d intra-op threads",
-            t1 - t0,
-            device,
-            precision,
+            "model warmed up in %.2f s on %s in %s; one %d-frame window %.1f ms; %d instance(s) x %d intra-op threads",
+            loaded.warm_s,
+            loaded.device,
+            loaded.precision,
             self._info.window,
-            1000 * per_window,
-            torch.get_num_threads(),
+            loaded.window_ms,
+            self._count,
+            loaded.threads,
         )
 
-    def _run(self, batch: Array) -> Array:
-        assert self._runner is not None
-        return self._runner(batch)
-
     async def infer(self, batch: Array) -> Array:
-        if not self._ready or self._executor is None:
+        if self._idle is None or self._executor is None or self._closed:
             raise Unavailable("the model is not loaded")
+        if not self._live:
+            raise Unavailable("no model process is running; one is being restarted")
+        instance = await self._idle.get()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._run, batch)
-        except Exception as exc:  # torch raises RuntimeError for anything from OOM to a bad shape
-            log.exception("model failed on a batch of shape %s", batch.shape)
-            raise BackendError(f"the model failed: {type(exc).__name__}") from exc
+            out: Array = await loop.run_in_executor(self._executor, instance.run, batch)
+        except Unavailable:
+            self._lost(instance)
+            raise
+        except BaseException:
+            self._idle.put_nowait(instance)  # BackendError (the instance is fine) or a cancelled caller
+            raise
+        self._idle.put_nowait(instance)
+        return out
+
+    def _lost(self, instance: Instance) -> None:
+        self._live.discard(instance)
+        log.error("model process %s died; restarting it (%d of %d alive)", instance.pid, len(self._live), self._count)
+        if not self._closed:
+            task = asyncio.get_running_loop().create_task(self._restart(), name="model-restart")
+            self._restarts.add(task)
+            task.add_done_callback(self._restarts.discard)
+
+    async def _restart(self) -> None:
+        loop = asyncio.get_running_loop()
+        for attempt in range(10**9):
+            if self._closed or self._executor is None or self._idle is None:
+                return
+            instance = Instance(self._spec)
+            try:
+                await loop.run_in_executor(self._executor, instance.start)
+            except Unavailable as exc:
+                delay = RESTART_DELAYS_S[min(attempt, len(RESTART_DELAYS_S) - 1)]
+                log.error("model process restart failed: %s; next attempt in %g s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if self._closed:
+                await loop.run_in_executor(self._executor, instance.close)
+                return
+            self._live.add(instance)
+            self._idle.put_nowait(instance)
+            log.info("model process %s is back (%d of %d alive)", instance.pid, len(self._live), self._count)
+            return
 
     async def close(self) -> None:
-        self._ready = False
+        self._closed = True
+        for task in list(self._restarts):
+            task.cancel()
+        live, self._live = list(self._live), set()
         if self._executor is not None:
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._executor, i.close) for i in live))
             self._executor.shutdown(wait=True)
             self._executor = None
-        self._runner = None

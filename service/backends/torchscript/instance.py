@@ -1,0 +1,216 @@
+"""One model instance: the TorchScript model in its own process, fed batches over a pipe.
+
+Why a process and not a thread: a TorchScript forward holds the GIL for much of its run. Measured on this
+project's 2-core machine (default model, batch 16, one intra-op thread): a Python counting loop in the same process
+ran at 27% of its speed while the model ran in a thread beside it, and at full speed in another process. In the
+server the loop is that counting thread: at 10x overload the model thread slept 1.9 s of every 10 waiting for the
+GIL, and the loop waited on the model. A process has its own GIL; a batch crosses the pipe as one pickled array
+(a 16-window batch is 88 KB each way: microseconds, beside a forward of about 100 ms).
+
+The child loads the model with ``Runner`` (device, precision, CUDA graphs as before), warms it up, reports
+``Loaded``, then answers batches until the pipe closes or it is told to stop. It ignores SIGINT and SIGTERM: a
+signal sent to the whole process group (Ctrl+C, systemd) must not kill the model under requests the parent is
+still draining; it exits when the parent closes the pipe, which happens also when the parent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from service.core.backend import Array
+from service.errors import BackendError, Unavailable
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 300.0  # loading and warming up the full model on a slow CPU takes seconds, not minutes
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What an instance serves: the model file, ``device`` (auto/cpu/cuda[:N]), ``threads`` (intra-op, >= 1),
+    ``precision`` (``auto`` = as exported), ``cuda_graphs``."""
+
+    path: str
+    device: str = "auto"
+    threads: int = 1
+    precision: str = "auto"
+    cuda_graphs: bool = False
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the child reports once warmed up: the file's metadata, the device and precision it resolved, the time
+    of one full window after warm-up, its intra-op threads and its pid."""
+
+    meta: dict[str, Any]
+    device: str
+    precision: str
+    warm_s: float
+    window_ms: float
+    threads: int
+    pid: int
+    slow: str | None = None  # why this precision is only emulated on this hardware, if it is
+
+
+class Instance:
+    """The parent's handle on one model process. ``start`` (blocking: spawn, load, warm up) returns ``Loaded`` or
+    raises ``Unavailable`` with the child's reason; ``run`` (blocking, one caller at a time) returns the model's
+    output, raises ``BackendError`` when the model failed on the batch (the instance stays usable) and
+    ``Unavailable`` when the process is gone (the instance is dead: ``alive`` is False)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive() and self._conn is not None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> Loaded:
+        context = multiprocessing.get_context("spawn")  # no fork: the parent has gRPC's and the loop's threads
+        parent, child = context.Pipe(duplex=True)
+        process = context.Process(target=_child_main, args=(child, self.spec), name="motionlift-model", daemon=True)
+        process.start()
+        child.close()
+        self._conn, self._process = parent, process
+        if not parent.poll(START_TIMEOUT_S):
+            self.close()
+            raise Unavailable(f"the model process did not load {self.spec.path} within {START_TIMEOUT_S:g} s")
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            code = self._reap()
+            raise Unavailable(f"the model process exited while loading (exit code {code})") from None
+        if kind != "loaded":
+            self.close()
+            raise Unavailable(str(payload))
+        loaded: Loaded = payload
+        return loaded
+
+    def run(self, batch: Array) -> Array:
+        conn = self._conn
+        if conn is None:
+            raise Unavailable("the model process is not running")
+        try:
+            conn.send(batch)
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            code = self._reap()
+            raise Unavailable(f"the model process exited (exit code {code}); it is being restarted") from None
+        if kind == "error":
+            raise BackendError(f"the model failed: {payload}")
+        out: Array = payload
+        return out
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Ask the child to stop and wait ``timeout_s`` for it; kill it after that. Idempotent."""
+        conn, process = self._conn, self._process
+        self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):  # already gone
+                conn.send(None)
+            conn.close()
+        if process is not None:
+            process.join(timeout_s)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout_s)
+
+    def _reap(self) -> int | None:
+        """The exit code of a child that is gone (or killed now); the handle is closed."""
+        process = self._process
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if process is None:
+            return None
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+        return process.exitcode
+
+
+def _child_main(conn: Connection, spec: Spec) -> None:
+    """The model process: set up, load, report, then answer batches until told to stop or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from service.backends.torchscript.heap import keep_freed_memory
+    from service.backends.torchscript.threads import wait_passively
+
+    keep_freed_memory()  # before torch starts threads (heap.py says why)
+    wait_passively()  # before torch is imported (threads.py says why)
+    try:
+        runner, loaded = _load(spec)
+    except Exception as exc:  # any reason not to serve goes to the parent as text, which says it in one line
+        conn.send(("failed", _reason(exc)))
+        return
+    conn.send(("loaded", loaded))
+    while True:
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            return
+        if batch is None:
+            return
+        try:
+            conn.send(("ok", runner(batch)))
+        except Exception as exc:  # torch raises RuntimeError for anything from OOM to a bad shape
+            conn.send(("error", f"{type(exc).__name__}: {str(exc)[:300]}"))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError | ValueError):
+        return str(exc)
+    return f"the model could not be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _load(spec: Spec) -> tuple[Any, Loaded]:
+    import torch
+
+    from service.backends.torchscript.runner import Runner, native_precision, select_device
+    from service.model.export import load_torchscript
+
+    torch.set_num_threads(spec.threads)
+    if not os.path.isfile(spec.path):
+        raise FileNotFoundError(f"model file {spec.path} does not exist; run `bash .ci/setup` or `motionlift export`")
+    device = select_device(spec.device)
+    model, meta = load_torchscript(spec.path, device="cpu")
+    precision = str(meta.get("precision", "fp32")) if spec.precision == "auto" else spec.precision
+    runner = Runner(model, device=device, precision=precision, cuda_graphs=spec.cuda_graphs)
+    # Warm-up: TorchScript's profiling executor specialises on the first calls of each shape; run the full window
+    # (the common case) a few times and a short one, so the first requests are not slow.
+    window = np.zeros((1, int(meta["window"]), 17, 3), np.float32)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        runner(window)
+    runner(window[:, :1])
+    t1 = time.perf_counter()
+    runner(window)
+    window_ms = 1000 * (time.perf_counter() - t1)
+    loaded = Loaded(
+        meta=meta,
+        device=device,
+        precision=precision,
+        warm_s=t1 - t0,
+        window_ms=window_ms,
+        threads=torch.get_num_threads(),
+        pid=os.getpid(),
+        slow=native_precision(precision, device),
+    )
+    return runner, loaded

@@ -1,0 +1,69 @@
+"""The model in its own processes (service/backends/torchscript/instance.py): the same answers as the model run
+here, one process per instance, a killed one restarted while the service says so, and load errors named."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from service.backends.torchscript.backend import TorchScriptBackend
+from service.config import Settings
+from service.core.backend import Array
+from service.core.lifter import Lifter
+from service.errors import Unavailable
+from tests.data import walk
+from tests.servers import serve_service, until
+
+
+def test_instances_are_processes_that_answer_as_the_model_does_here(tiny_model: Path) -> None:
+    import torch
+
+    from service.model.export import load_torchscript
+
+    batch = np.random.default_rng(0).normal(size=(3, 27, 17, 3)).astype(np.float32)
+    model, _ = load_torchscript(tiny_model)
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(batch)).numpy()
+
+    async def run() -> tuple[list[int], Array, int]:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, instances=2)
+        await backend.start()
+        try:
+            out = await backend.infer(batch)
+            return backend.pids, out, backend.concurrency
+        finally:
+            await backend.close()
+
+    pids, out, concurrency = asyncio.run(run())
+    assert len(pids) == 2 and os.getpid() not in pids and concurrency == 2
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_a_missing_model_file_is_named_when_the_backend_starts(tmp_path: Path) -> None:
+    backend = TorchScriptBackend(tmp_path / "absent.pt", device="cpu", threads=1)
+    with pytest.raises(Unavailable, match=r"model file .*absent\.pt does not exist; run `bash \.ci/setup`"):
+        asyncio.run(backend.start())
+
+
+def test_a_killed_model_process_is_restarted_and_the_service_says_so_meanwhile(tiny_model: Path) -> None:
+    settings = Settings(model=tiny_model, device="cpu", threads=1)
+    backend = TorchScriptBackend(tiny_model, device="cpu", threads=1)
+    body = {"keypoints": walk(27), "format": "coco", "image_size": [1920, 1080]}
+    with serve_service(settings, Lifter(backend, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post("/lift", json=body).status_code == 200
+        [pid] = backend.pids
+        os.kill(pid, signal.SIGKILL)
+        lost = client.post("/lift", json=body)
+        assert lost.status_code == 503, lost.text
+        assert lost.json()["error"]["message"] == "the model process exited (exit code -9); it is being restarted"
+        until(lambda: client.get("/readyz").status_code == 200, "the model process to come back", seconds=120)
+        assert len(backend.pids) == 1 and backend.pids != [pid]
+        again = client.post("/lift", json=body)
+        assert again.status_code == 200, again.text
