@@ -16,6 +16,7 @@ import numpy as np
 
 from service.config import Settings
 from service.core import keypoints, windows
+from service.core.admission import Door
 from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
 from service.core.batcher import Batcher, Done
@@ -24,7 +25,7 @@ from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
 from service.core.tracks import Track, check_tracks
-from service.errors import BackendError, DeadlineExceeded, LiftError, PayloadTooLarge, Unavailable
+from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, PayloadTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Lifter:
             max_queued=settings.max_queued_windows,
             on_batch=self.metrics.on_batch,
         )
+        self.door = Door()
         self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
 
     @property
@@ -85,14 +87,17 @@ class Lifter:
         work already admitted goes on. Irreversible."""
         self.draining = True
 
-    def admit(self) -> None:
+    def admit(self, *, door: bool = True) -> None:
         """Admission before any work, from what is cheap to know: raises ``Unavailable`` (not ready, shutting
-        down) or ``Overloaded`` (no free window in the queue: the request could not be queued now, so it is not
-        worth reading). The edges call it before reading or decoding a request (and count a refusal with
-        ``refused``)."""
+        down) or ``Overloaded`` (the request would likely not find room in the queue, so it is not worth reading).
+        The edges call it before reading or decoding a request (and count a refusal with ``refused``).
+
+        ``door``: this is the request's first check, which reserves room for it (``service.core.admission``);
+        False: a later check of a request already admitted, which only refuses when the queue is full."""
         if not self.ready:
             raise Unavailable(self._unavailable())
-        if self.batcher.queued >= self.batcher.max_queued:
+        free = self.batcher.max_queued - self.batcher.queued
+        if free <= 0 or (door and not self.door.admit(free, time.monotonic())):
             raise self.batcher.overloaded()
 
     def _unavailable(self) -> str:
@@ -143,10 +148,13 @@ class Lifter:
         self.metrics.on_request(protocol, "ok", result.timing.stages_ms())
         return result
 
-    def refused(self, error: LiftError, *, protocol: str) -> LiftError:
+    def refused(self, error: LiftError, *, protocol: str, admitted: bool = True) -> LiftError:
         """Count a request an edge refused before it reached ``lift`` (a body it could not read or decode, or
         one turned away at admission), so every request has its outcome in the metrics; returns ``error`` for
-        the edge to raise."""
+        the edge to raise. ``admitted``: the door had let it in (its reservation ends now); False for a refusal
+        at the door itself."""
+        if admitted and not isinstance(error, Overloaded | Unavailable):
+            self.door.settle(None)
         self.metrics.on_request(protocol, error.code)
         return error
 
@@ -167,13 +175,17 @@ class Lifter:
 
     async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
         t0 = time.perf_counter()
-        if not self.ready:
-            raise Unavailable(self._unavailable())
-        window = self.backend.info.window
-        options.check(window=window)
-        check_tracks(tracks, max_tracks=self.settings.max_tracks)
+        try:
+            if not self.ready:
+                raise Unavailable(self._unavailable())
+            window = self.backend.info.window
+            options.check(window=window)
+            check_tracks(tracks, max_tracks=self.settings.max_tracks)
+        except LiftError:
+            self.door.settle(None)  # it will not reach the queue: its reservation ends now
+            raise
         overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
-        self._check_fits(tracks, window, overlap, options.flip)
+        self._check_fits(tracks, window, overlap, options.flip)  # settles the door's reservation
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
         # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
         offload = sum(len(t.keypoints) for t in tracks) > OFFLOAD_FRAMES
@@ -258,9 +270,12 @@ class Lifter:
         return prepared, inputs
 
     def _check_fits(self, tracks: Sequence[Track], window: int, overlap: int, flip: bool) -> None:
-        """Before any work: the windows the request needs (from its frame counts alone) must fit the queue."""
+        """Before any work: the windows the request needs (from its frame counts alone) must fit the queue. The
+        request is past the door now: its reservation ends, and the door learns its size."""
         frames = [t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks]
-        self._check_windows(sum(windows.count(f, window, overlap) for f in frames if f > 0) * (2 if flip else 1))
+        needed = sum(windows.count(f, window, overlap) for f in frames if f > 0) * (2 if flip else 1)
+        self.door.settle(needed)
+        self._check_windows(needed)
 
     def _check_windows(self, needed: int) -> None:
         if needed > self.batcher.max_queued:  # could never be queued: no retry can help

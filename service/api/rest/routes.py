@@ -103,7 +103,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     async def lift(request: Request) -> Response:
         try:
             check_media(request.headers)
-            lifter.admit()
+            lifter.admit(door=False)  # the door (protocol.py) admitted it; this catches servers without it
             with reader.reserve(_declared_length(request.headers)) as reserved:
                 content = await request.body()
                 parsed = await reader.parse(content, reserved=reserved)
