@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         10.0, ge=0, description="on SIGTERM, how long work in flight may finish before it is cut off"
     )
+    # A refused client that retries at once makes another refusal: the wait caps that storm (protocol.py says why).
+    refusal_delay_ms: float = Field(
+        25.0, ge=0, le=1000, description="how long a refusal at admission (503) waits before it is sent"
+    )
     overlap: int | None = Field(
         None, ge=0, description="default overlap of consecutive windows in frames; unset = window // 4"
     )

@@ -140,11 +140,14 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
         try:
             lifter.admit()
         except LiftError as exc:
-            return lifter.refused(exc, protocol="rest")
+            return lifter.refused(exc, protocol="rest", admitted=False)
         return None
 
     http = limited_http(
-        read_timeout_s=settings.read_timeout_s, max_connections=settings.max_connections, admission=admission
+        read_timeout_s=settings.read_timeout_s,
+        max_connections=settings.max_connections,
+        admission=admission,
+        refusal_delay_s=settings.refusal_delay_ms / 1000,
     )
     config = uvicorn.Config(
         app,

@@ -6,6 +6,11 @@ server's interpreter or fight the benchmark's GIL), one CSV row per request. gRP
 in a child process; a refused call (RESOURCE_EXHAUSTED) is retried at once, as hey does, so the offered load stays
 at ``clients`` calls in flight. A probe process asks ``/healthz`` (and a small ``/lift``) every 50 ms meanwhile.
 Goodput is the frames/s of the requests answered 200 / OK.
+
+Both load generators run at nice ``GENERATOR_NICE``: on one 2-core machine they stand in for clients on other
+machines, and at 10x overload a generator retrying every refusal at once otherwise takes about a core (a Python
+gRPC client spends ~0.5 ms of CPU per call) from the server it measures. The probe runs at normal priority: it
+measures what a health checker would see.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import multiprocessing
+import os
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +35,8 @@ from service.bench.grpc_load import lift_request
 from service.bench.load import ServerProcess, request_body
 from service.bench.probe import Probe
 from service.bench.table import render
+
+GENERATOR_NICE = 10
 
 
 @dataclass
@@ -54,7 +62,8 @@ def _hey(url: str, body: bytes, clients: int, seconds: float) -> Point:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         f.write(body)
         f.flush()
-        cmd = ["hey", "-z", f"{seconds:g}s", "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", f.name]
+        cmd = ["nice", "-n", str(GENERATOR_NICE), "hey", "-z", f"{seconds:g}s", "-c", str(clients), "-m", "POST"]
+        cmd += ["-T", "application/json", "-D", f.name]
         out = subprocess.run([*cmd, "-o", "csv", f"{url}/lift"], capture_output=True, text=True, check=True)
     point = Point("rest", clients, seconds)
     for row in csv.DictReader(out.stdout.splitlines()):
@@ -98,6 +107,7 @@ async def _grpc_clients(target: str, body: bytes, clients: int, seconds: float) 
 
 
 def _grpc_main(target: str, body: bytes, clients: int, seconds: float, out: multiprocessing.Queue[Outcomes]) -> None:
+    os.nice(GENERATOR_NICE)
     out.put(asyncio.run(_grpc_clients(target, body, clients, seconds)))
 
 

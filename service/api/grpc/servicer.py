@@ -73,13 +73,20 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
 
     def __init__(self, lifter: Lifter) -> None:
         self._lifter = lifter
+        # A refusal waits before it is sent, so clients that retry at once do not make a storm of them
+        # (service/api/rest/protocol.py measures why); the wait is a timer, not work.
+        self._refusal_delay_s = lifter.settings.refusal_delay_ms / 1000
 
     async def Lift(self, request: pb.LiftRequest, context: Context) -> pb.LiftResponse:
         """Decode, ``Lifter.lift`` with the call's remaining time, encode; errors as the module says."""
         request_id = _request_id(context)
         try:
             try:
-                self._lifter.admit()  # before any work: the message is decoded only if it can be queued
+                try:
+                    self._lifter.admit()  # before any work: the message is decoded only if it can be queued
+                except LiftError:
+                    await asyncio.sleep(self._refusal_delay_s)
+                    raise
                 if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
                     tracks, options = await asyncio.to_thread(wire.lift_input, request)
                 else:

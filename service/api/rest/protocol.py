@@ -8,7 +8,12 @@
 - **refusal at the door**: ``POST /lift`` that ``admission`` refuses (the queue is full, the service is not
   ready) is answered 503 from here, as soon as its headers are in, without an ASGI task, FastAPI or a parse: its
   body is discarded by the HTTP parser as it arrives and the connection stays usable. At 10x overload most
-  requests are refusals, and through the whole stack each cost the model's CPU about a millisecond.
+  requests are refusals, and through the whole stack each cost the model's CPU about a millisecond;
+- **refusals that do not feed a retry storm**: that 503 is sent ``refusal_delay_s`` after the request is complete,
+  with the connection's reading paused meanwhile. A client that retries at once (most load generators, many
+  naive clients) otherwise turns every refusal into another one: at 10x overload on 2 cores the loop then spent a
+  core on about 2,800 refusals/s and the model got what was left. Waiting costs nothing (a timer), caps the
+  refusals at ``clients / delay``, and keeps the answer well within the 50 ms a refusal may take.
 
 These answers are written on the socket directly, in the error envelope, with a fresh request id. The body's own
 timeout and size are ``middleware.BodyLimit``'s; the route checks admission again for servers without this
@@ -34,7 +39,11 @@ Admission = Callable[[], LiftError | None]  # None: admitted; else the (counted)
 
 
 def limited_http(
-    *, read_timeout_s: float, max_connections: int, admission: Admission | None = None
+    *,
+    read_timeout_s: float,
+    max_connections: int,
+    admission: Admission | None = None,
+    refusal_delay_s: float = 0.0,
 ) -> type[HttpToolsProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)`` with these limits and this admission of /lift."""
 
@@ -43,6 +52,7 @@ def limited_http(
 
     LimitedHttp.read_timeout_s = read_timeout_s
     LimitedHttp.max_connections = max_connections
+    LimitedHttp.refusal_delay_s = refusal_delay_s
     LimitedHttp.admission = staticmethod(admission) if admission is not None else None
     return LimitedHttp
 
@@ -51,11 +61,14 @@ class _LimitedHttp(HttpToolsProtocol):
     read_timeout_s: float = 30.0
     max_connections: int = 1000
     admission: Admission | None = None
+    refusal_delay_s: float = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: TimerHandle | None = None
         self._refusal: LiftError | None = None  # the answer of a request refused at its headers
+        self._pending: TimerHandle | None = None  # a refusal waiting for its delay to pass
+        self._flush: Callable[[], None] | None = None  # sends that refusal now
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
@@ -66,6 +79,7 @@ class _LimitedHttp(HttpToolsProtocol):
         self._arm()
 
     def on_message_begin(self) -> None:
+        self._send_pending()  # a pipelined request behind a delayed refusal: answers keep their order
         super().on_message_begin()
         self._arm()
 
@@ -86,7 +100,25 @@ class _LimitedHttp(HttpToolsProtocol):
             super().on_message_complete()
             return
         refusal, self._refusal = self._refusal, None
-        self._refuse(refusal, retry_after=True, close=not self.parser.should_keep_alive())
+        close = not self.parser.should_keep_alive()
+        if self.refusal_delay_s <= 0:
+            self._refuse(refusal, retry_after=True, close=close)
+            return
+
+        def flush() -> None:
+            self._pending = self._flush = None
+            self._refuse(refusal, retry_after=True, close=close)
+            if not close and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+        self.transport.pause_reading()
+        self._flush = flush
+        self._pending = self.loop.call_later(self.refusal_delay_s, flush)
+
+    def _send_pending(self) -> None:
+        if self._pending is not None and self._flush is not None:
+            self._pending.cancel()
+            self._flush()
 
     def _admit(self) -> LiftError | None:
         """The refusal of a ``POST /lift`` that admission turns away; None for anything else."""
@@ -98,6 +130,9 @@ class _LimitedHttp(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._pending is not None:  # the client left before its refusal: nothing to send
+            self._pending.cancel()
+            self._pending = self._flush = None
         super().connection_lost(exc)
 
     def _arm(self) -> None:
