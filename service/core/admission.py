@@ -11,7 +11,8 @@ average of the windows of recent requests), and admits only while the free windo
 already held plus one more. A reservation ends when its request reaches the queue (``settle``) or after
 ``hold_s``, whichever is first, so a request that never arrives (a client that left, a body that failed to parse)
 cannot hold room for long. This is an estimate: the queue's own check stays exact, and a request the door let in
-can still be refused there.
+can still be refused there. Only requests that fit the queue teach the typical size: one request of 40,000
+windows (refused 413) once taught it a size no free room could ever cover, and the door refused everything after.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from collections import deque
 class Door:
     """Reservations of queue room for requests admitted but not yet queued. Not thread-safe: the event loop's."""
 
-    def __init__(self, *, hold_s: float = 1.0, weight: float = 0.2) -> None:
-        if hold_s <= 0 or not 0 < weight <= 1:
-            raise ValueError(f"hold_s must be > 0 and weight in (0, 1], got {hold_s} and {weight}")
+    def __init__(self, capacity: int, *, hold_s: float = 1.0, weight: float = 0.2) -> None:
+        if capacity < 1 or hold_s <= 0 or not 0 < weight <= 1:
+            raise ValueError(
+                f"capacity must be >= 1, hold_s > 0 and weight in (0, 1], got {capacity}, {hold_s} and {weight}"
+            )
+        self.capacity = capacity  # the queue's windows: an empty queue always admits one request
         self.hold_s = hold_s
         self.weight = weight
         self.typical = 1.0  # windows of a typical request; learnt from the requests that reach the queue
@@ -48,8 +52,8 @@ class Door:
 
     def settle(self, windows: int | None) -> None:
         """A request reached the queue (``windows``: how many it needed) or failed before it (None): one
-        reservation ends, the oldest, and the typical size learns from ``windows``."""
+        reservation ends, the oldest, and the typical size learns from ``windows`` if they fit the queue."""
         if self._held:
             self._held.popleft()
-        if windows is not None and windows > 0:
+        if windows is not None and 0 < windows <= self.capacity:
             self.typical += self.weight * (windows - self.typical)

@@ -74,7 +74,7 @@ class Lifter:
             max_queued=settings.max_queued_windows,
             on_batch=self.metrics.on_batch,
         )
-        self.door = Door()
+        self.door = Door(settings.max_queued_windows)
         self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
 
     @property

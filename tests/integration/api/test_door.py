@@ -102,3 +102,13 @@ def test_the_door_lets_in_only_what_the_queue_can_take() -> None:
         statuses = asyncio.run(burst())
     assert statuses == [200, 200, 200] + [503] * 10
     assert lifter.door.held == 0  # the two it let in reached the queue and gave their reservations back
+
+
+def test_a_request_the_queue_could_never_hold_does_not_lock_the_door() -> None:
+    settings = Settings(max_queued_windows=8)
+    with serve_service(settings, Lifter(FakeBackend(window=27), settings)) as url:
+        body = {"keypoints": walk(60), "format": "coco", "image_size": [1920, 1080]}
+        never = httpx.post(f"{url}/lift", json={**body, "keypoints": walk(2000)})  # 100+ windows with flip
+        after = [httpx.post(f"{url}/lift", json=body).status_code for _ in range(3)]
+    assert never.status_code == 413
+    assert after == [200, 200, 200]
