@@ -8,7 +8,7 @@ typed error (``service.errors``: ``InvalidInput`` with its ``field``, ``Overload
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from types import TracebackType
 from typing import Any
 
@@ -71,10 +71,17 @@ class MotionLiftClient:
         """Stream ``frames`` (each ``{track_id: [J, C]}`` or one pose ``[J, C]``) on ``LiftStream``; iterate the
         result for answers. ``config``: ``StreamOptions``' fields by name (``format``, ``image_size``, ``mode``,
         ``lookahead``, ``window``, ``hop``, ``flip``, ``rootrel``, ``pixels``, ``normalization``,
-        ``track_expiry_s``; README, "gRPC"). A stream has no deadline unless ``timeout_s`` is given (a live
-        stream lasts as long as its video). gRPC only (``ValueError`` otherwise)."""
+        ``track_expiry_s``, ``policy``; README, "gRPC"). A stream has no deadline unless ``timeout_s`` is given (a
+        live stream lasts as long as its video). gRPC only (``ValueError`` otherwise).
+
+        Unless ``policy`` is given, frames in a sized collection (a list, a tuple, an array: all there at once,
+        not paced by a camera) stream with policy ``all``, so every frame is answered and sending waits for the
+        service; any other iterable (a generator, a camera) with ``latest``, where a frame that comes while an
+        older one waits replaces it and the skip is counted. ``started.policy`` says which is in effect."""
         if self._grpc is None:
             raise ValueError("streaming needs gRPC: MotionLiftClient(grpc='host:port')")
+        if config.get("policy") is None:
+            config["policy"] = "all" if isinstance(frames, Sized) else "latest"
         request = wire.stream_config(StreamOptions.from_mapping(config))
         return FrameStream(self._grpc.stub, request, frames, timeout_s=timeout_s, metadata=metadata(request_id))
 

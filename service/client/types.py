@@ -80,6 +80,7 @@ class StreamStarted:
     mode: str
     lookahead: int
     track_expiry_s: float
+    policy: str
     joint_names: tuple[str, ...]
     coordinates: dict[str, str]
     model: dict[str, Any]

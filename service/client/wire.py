@@ -27,6 +27,7 @@ ENUMS: dict[str, tuple[Any, str]] = {
     "format": (pb.Format, "FORMAT_"),
     "normalization": (pb.Normalization, "NORMALIZATION_"),
     "mode": (pb.StreamMode, "STREAM_MODE_"),
+    "policy": (pb.StreamPolicy, "STREAM_POLICY_"),
 }
 
 # ---------------------------------------------------------------------------------------------- REST
@@ -169,6 +170,7 @@ def stream_started(response: pb.StreamResponse) -> StreamStarted:
         mode=pb.StreamMode.Name(s.mode).removeprefix("STREAM_MODE_").lower(),
         lookahead=s.lookahead,
         track_expiry_s=s.track_expiry_s,
+        policy=pb.StreamPolicy.Name(s.policy).removeprefix("STREAM_POLICY_").lower().replace("unspecified", "latest"),
         joint_names=tuple(s.joint_names),
         coordinates=_coordinates(s.coordinates),
         model=_model(s.model),

@@ -32,7 +32,13 @@ Mode = Literal["causal", "lookahead"]
 FORMATS: Final[dict[str, int]] = {"h36m": 17, "coco": 17, "halpe26": 26}
 NORMALIZATIONS: Final[tuple[str, ...]] = ("pixel", "crop", "none")
 MODES: Final[tuple[str, ...]] = ("causal", "lookahead")
-CHOICES: Final[dict[str, tuple[str, ...]]] = {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES}
+POLICIES: Final[tuple[str, ...]] = ("latest", "all")
+CHOICES: Final[dict[str, tuple[str, ...]]] = {
+    "format": tuple(FORMATS),
+    "normalization": NORMALIZATIONS,
+    "mode": MODES,
+    "policy": POLICIES,
+}
 DEFAULT_EXPIRY_S: Final = 10.0
 # Pixels per image side: from one pixel to far beyond any video (16K is 15,360 wide); outside it the pixel
 # normalisation's arithmetic is meaningless (1e-30 or 1e308 once gave NaN answers).
@@ -54,6 +60,8 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "mode": "causal: frame t from the window ending at t; lookahead: once frame t + lookahead arrived",
     "lookahead": "later frames a look-ahead stream waits for (>= 1, < window); 0 in causal mode",
     "track_expiry_s": "seconds of silence after which a stream forgets a track; default 10",
+    "policy": "latest (default: for live video, a newer frame replaces a waiting one, skipped frames are counted) "
+    "or all (for files and recordings: every frame is answered and the sender is slowed down instead)",
 }
 
 
@@ -78,6 +86,11 @@ def parse_normalization(value: object, *, field: str = "normalization") -> str |
 def parse_mode(value: object, *, field: str = "mode") -> str:
     """``value`` as a stream mode, ``causal`` when not given; ``InvalidInput`` if unknown."""
     return "causal" if value is None else _choice(value, MODES, field, "stream mode")
+
+
+def parse_policy(value: object, *, field: str = "config.policy") -> str:
+    """A stream's frame policy: ``latest`` (None too) or ``all``."""
+    return "latest" if value is None else _choice(value, POLICIES, field, "stream policy")
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,7 @@ class StreamOptions:
     mode: str = "causal"
     lookahead: int = 0
     track_expiry_s: float | None = None
+    policy: str = "latest"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "config.") -> StreamOptions:
@@ -166,6 +180,8 @@ class StreamOptions:
         own = _typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
         if "mode" in own:
             own["mode"] = parse_mode(own["mode"], field=prefix + "mode")
+        if "policy" in own:
+            own["policy"] = parse_policy(own["policy"], field=prefix + "policy")
         return cls(LiftOptions.from_mapping(lift, prefix=prefix), **own)  # type: ignore[arg-type]  # checked
 
     def resolve(self, *, model_window: int, prefix: str = "config.") -> StreamPlan:
@@ -197,7 +213,8 @@ class StreamOptions:
         expiry = DEFAULT_EXPIRY_S if self.track_expiry_s is None else self.track_expiry_s
         if not (math.isfinite(expiry) and expiry > 0):
             raise InvalidInput("track_expiry_s must be a positive number of seconds", field=prefix + "track_expiry_s")
-        return StreamPlan(lift, window, hop, mode, self.lookahead if mode == "lookahead" else 0, expiry)
+        policy = parse_policy(self.policy, field=prefix + "policy")
+        return StreamPlan(lift, window, hop, mode, self.lookahead if mode == "lookahead" else 0, expiry, policy)
 
 
 @dataclass(frozen=True)
@@ -210,6 +227,7 @@ class StreamPlan:
     mode: str
     lookahead: int
     expiry_s: float
+    policy: str = "latest"
 
 
 def _check_causal(lookahead: int, hop: int, prefix: str) -> None:
@@ -251,6 +269,7 @@ STREAM_FIELDS: Final[dict[str, str]] = {
     "mode": "str",
     "lookahead": "int",
     "track_expiry_s": "number",
+    "policy": "str",
 }
 assert set(LIFT_FIELDS) == {f.name for f in fields(LiftOptions)}
 assert set(STREAM_FIELDS) == {f.name for f in fields(StreamOptions)} - {"lift"}

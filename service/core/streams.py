@@ -12,11 +12,16 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
   frames are answered from a final window ending at its last frame.
 - Until a track has ``window`` frames, its windows hold the frames so far (shorter windows batch with
   windows of their own length only).
-- **Skip policy, latest frame wins**: a track has at most one window in the model and one waiting behind
-  it. A newer due window replaces the waiting one, whose frames are never answered; a window the queue
-  refuses (``Overloaded``) is skipped too. Skipped frames are reported in the answer of the track's next
-  answered frame (``FrameAnswer.skipped``). Answers wait in a bounded queue, so a client that stops reading
-  also ends up skipping rather than piling up: a stream's state is bounded whatever its client does.
+- **Policy ``latest`` (the default; live video), latest frame wins**: a track has at most one window in the
+  model and one waiting behind it. A newer due window replaces the waiting one, whose frames are never
+  answered; a window the queue refuses (``Overloaded``) is skipped too. Skipped frames are reported in the
+  answer of the track's next answered frame (``FrameAnswer.skipped``) and counted in the metrics. Answers wait
+  in a bounded queue, so a client that stops reading also ends up skipping rather than piling up: a stream's
+  state is bounded whatever its client does.
+- **Policy ``all`` (files, recordings): nothing is skipped.** Due windows wait in line per track; a window the
+  queue refuses waits and is offered again. The edge awaits ``room()`` before it pushes the next frame, which
+  returns once no track has more than ``MAX_WAITING`` windows waiting: the edge stops reading, and the
+  transport's flow control slows the sender down.
 - **Expiry**: a track silent for ``expiry_s`` is forgotten (after its final window); a later frame with
   its id starts an empty window.
 
@@ -32,7 +37,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +51,8 @@ from service.core.results import Stamps
 from service.errors import LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
+MAX_WAITING = 2  # policy all: windows waiting per track before the sender is slowed down
+RETRY_S = 0.02  # policy all: how soon a window the full queue refused is offered again
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class _Track:
     scheduled: int = 0  # frames before this one are answered, being answered, or skipped
     last_index: int | None = None
     last_seen: float = 0.0
-    pending: _Job | None = None
+    waiting: deque[_Job] = field(default_factory=deque)  # due windows, oldest first (latest: at most one)
     worker: asyncio.Task[None] | None = None
     unreported: int = 0  # skipped frames that the next window to be scheduled reports
     skipped_total: int = 0  # skipped frames reported so far
@@ -123,6 +130,8 @@ class StreamSession:
         self._workers: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[FrameAnswer | _End] = asyncio.Queue(ANSWER_QUEUE)
         self._reaper: asyncio.TimerHandle | None = None
+        self._room = asyncio.Event()  # policy all: set while no track has MAX_WAITING windows waiting
+        self._room.set()
         self._stopped = False  # failed or closed: produce nothing more
         self._closed = False
         metrics.streams.inc()
@@ -157,6 +166,12 @@ class StreamSession:
                 self._schedule(track, track.count - self.plan.lookahead, now)
         self._arm_reaper()
 
+    async def room(self) -> None:
+        """Return when the session can take another frame without skipping: at once for policy ``latest``; for
+        ``all``, once no track has ``MAX_WAITING`` windows waiting (or the stream stopped)."""
+        while not self._room.is_set() and not self._stopped:
+            await self._room.wait()
+
     async def answers(self) -> AsyncIterator[FrameAnswer]:
         """Answers in frame order per track, until ``finish()`` completes; raises the stream's failure."""
         while True:
@@ -186,6 +201,7 @@ class StreamSession:
             self._closed = True
             self._metrics.streams.dec()
         self._stopped = True
+        self._room.set()
         if self._reaper is not None:
             self._reaper.cancel()
         for task in list(self._workers):
@@ -201,10 +217,13 @@ class StreamSession:
         track.scheduled = end
         job = _Job(np.stack(track.ring), first, answer, now, skipped=track.unreported)
         track.unreported = 0
-        if track.pending is not None:  # latest frame wins: the waiting window is stale
-            job.skipped += track.pending.skipped + len(track.pending.answer)
-            self._metrics.stream_frames.labels("skipped").inc(len(track.pending.answer))
-        track.pending = job
+        if track.waiting and self.plan.policy == "latest":  # latest frame wins: the waiting window is stale
+            stale = track.waiting.popleft()
+            job.skipped += stale.skipped + len(stale.answer)
+            self._metrics.stream_frames.labels("skipped").inc(len(stale.answer))
+        track.waiting.append(job)
+        if len(track.waiting) >= MAX_WAITING and self.plan.policy == "all":
+            self._room.clear()
         if track.worker is None:
             track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
             self._workers.add(track.worker)
@@ -214,29 +233,34 @@ class StreamSession:
         """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
         self._metrics.stream_frames.labels("skipped").inc(len(job.answer))
         carried = job.skipped + len(job.answer)
-        if track.pending is not None:
-            track.pending.skipped += carried
+        if track.waiting:
+            track.waiting[0].skipped += carried
         else:
             track.unreported += carried
 
     async def _work(self, track: _Track) -> None:
         try:
-            while track.pending is not None and not self._stopped:
-                job, track.pending = track.pending, None
+            while track.waiting and not self._stopped:
+                job = track.waiting.popleft()
+                self._update_room()
                 await self._run(track, job)
         finally:
             track.worker = None
 
     async def _run(self, track: _Track, job: _Job) -> None:
         options, started = self.plan.options, self._clock()
-        try:
-            outputs, stamps = await self._infer([job.window], flip=options.flip, timeout_s=self._timeout_s())
-        except Overloaded:
-            self._skip(track, job)
-            return
-        except LiftError as exc:
-            await self._end(_End(exc))
-            return
+        while True:
+            try:
+                outputs, stamps = await self._infer([job.window], flip=options.flip, timeout_s=self._timeout_s())
+                break
+            except Overloaded:
+                if self.plan.policy == "latest":
+                    self._skip(track, job)
+                    return
+                await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
+            except LiftError as exc:
+                await self._end(_End(exc))
+                return
         length = len(job.window)
         # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own.
         joints = windows.merge(outputs, [(0, length)], length, rootrel=options.rootrel)
@@ -267,11 +291,16 @@ class StreamSession:
             await self._queue.put(answer)  # waits while the client is not reading: backpressure
             self._metrics.stream_frames.labels("answered").inc()
 
+    def _update_room(self) -> None:
+        if all(len(t.waiting) < MAX_WAITING for t in self._tracks.values()):
+            self._room.set()
+
     async def _end(self, end: _End) -> None:
         if self._stopped:
             return
         if end.error is not None:  # stop producing; the answers already queued go out first
             self._stopped = True
+            self._room.set()  # a sender waiting for room learns of the end
             for task in list(self._workers):
                 if task is not asyncio.current_task():
                     task.cancel()

@@ -132,6 +132,7 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         try:
             async for request in requests:
                 session.push(wire.stream_frames(request))
+                await session.room()  # policy all: not reading on slows the sender (HTTP/2 flow control)
             await session.finish()
         except LiftError as exc:
             await session.fail(exc)

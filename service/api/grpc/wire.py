@@ -19,7 +19,15 @@ from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.core.backend import Array, ModelInfo
 from service.core.frames import FrameAnswer, TrackFrame
 from service.core.keypoints import JOINT_NAMES
-from service.core.options import LiftOptions, StreamOptions, StreamPlan, parse_format, parse_mode, parse_normalization
+from service.core.options import (
+    LiftOptions,
+    StreamOptions,
+    StreamPlan,
+    parse_format,
+    parse_mode,
+    parse_normalization,
+    parse_policy,
+)
 from service.core.results import LiftResult
 from service.core.tracks import Track
 from service.errors import InvalidInput
@@ -122,6 +130,7 @@ def stream_options(request: pb.StreamRequest) -> StreamOptions:
         mode=parse_mode(mode, field="config.mode"),
         lookahead=c.lookahead,
         track_expiry_s=c.track_expiry_s or None,
+        policy=parse_policy(enum_name(pb.StreamPolicy, c.policy, "STREAM_POLICY_"), field="config.policy"),
     )
 
 
@@ -174,6 +183,7 @@ def stream_started(plan: StreamPlan, coordinates: dict[str, str], info: ModelInf
         mode=pb.StreamMode.Value(f"STREAM_MODE_{plan.mode.upper()}"),
         lookahead=plan.lookahead,
         track_expiry_s=plan.expiry_s,
+        policy=pb.StreamPolicy.Value(f"STREAM_POLICY_{plan.policy.upper()}"),
         joint_names=list(JOINT_NAMES),
         coordinates=pb.Coordinates(**coordinates),
         model=_model(info),

@@ -173,3 +173,18 @@ async def test_a_bad_frame_or_config_fails_the_stream_with_the_field(served: Ser
             async with c.stream(format="coco", window=4):  # pixel normalisation without an image size
                 pass
         assert refused.value.field == "config.image_size"
+
+
+def test_a_list_of_frames_streams_with_policy_all_and_loses_none(served: Served) -> None:
+    """1,000 frames handed over at once (not paced by a camera): the client asks for policy all, the service
+    slows the sending down instead of skipping, and every frame is answered."""
+    seq = np.asarray(walk(1000), np.float32)
+    with MotionLiftClient(grpc=served.grpc_target) as c:
+        stream = c.stream(list(seq), format="coco", image_size=SIZE, window=4)
+        assert stream.started.policy == "all"
+        got = list(stream)
+        live = c.stream(iter(seq[:3]), format="coco", image_size=SIZE, window=4)
+        assert live.started.policy == "latest"  # a generator may be a camera: the newest frame wins
+        list(live)
+    assert [a.frame_index for a in got] == list(range(1000))
+    assert sum(a.skipped for a in got) == 0

@@ -285,3 +285,63 @@ async def test_a_core_failure_ends_the_stream(lifter: Lifter) -> None:
     with pytest.raises(DeadlineExceeded):
         await take(s, 1)
     await s.close()
+
+
+async def test_policy_all_slows_the_sender_instead_of_skipping(lifter: Lifter) -> None:
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)
+    backend.gate = gate = asyncio.Event()
+    s = session(lifter, policy="all")
+    assert s.plan.policy == "all"
+    s.push([frame(0)])
+    await backend.started.wait()  # frame 0's window is in the model
+    s.push([frame(1)])
+    s.push([frame(2)])  # two windows wait behind it: no room for a third
+    room = asyncio.create_task(s.room())
+    await asyncio.sleep(0)
+    assert not room.done()
+    gate.set()
+    await room  # the model took the next window
+    answers = await rest(s)
+    assert [(a.frame_index, a.skipped) for a in answers] == [(0, 0), (1, 0), (2, 0)]
+
+
+async def test_policy_all_answers_every_frame_of_an_unpaced_stream(lifter: Lifter) -> None:
+    s = session(lifter, policy="all")
+
+    async def send() -> None:
+        for t in range(1000):
+            await s.room()
+            s.push([frame(t)])
+        await s.finish()
+
+    sender = asyncio.create_task(send())
+    answers = [a async for a in s.answers()]
+    await sender
+    assert [a.frame_index for a in answers] == list(range(1000))
+    assert sum(a.skipped for a in answers) == 0 and answers[-1].skipped_total == 0
+    assert counts(lifter) == {"received": 1000, "answered": 1000, "skipped": 0, "streams": 1}
+
+
+async def test_policy_all_offers_a_refused_window_again(lifter: Lifter, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = lifter.infer_windows
+    refusals = 0
+
+    async def full_twice(*args: Any, **kwargs: Any) -> Any:
+        nonlocal refusals
+        if refusals < 2:
+            refusals += 1
+            raise Overloaded("the queue is full")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(lifter, "infer_windows", full_twice)
+    s = session(lifter, policy="all")
+    s.push([frame(0)])
+    answers = await rest(s)
+    assert [(a.frame_index, a.skipped) for a in answers] == [(0, 0)] and refusals == 2
+
+
+def test_an_unknown_policy_names_the_field() -> None:
+    with pytest.raises(InvalidInput) as info:
+        plan(policy="newest")
+    assert (info.value.field, info.value.message[:30]) == ("config.policy", "unknown stream policy 'newest'")

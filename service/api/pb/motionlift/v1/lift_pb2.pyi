@@ -27,6 +27,12 @@ class StreamMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_MODE_UNSPECIFIED: _ClassVar[StreamMode]
     STREAM_MODE_CAUSAL: _ClassVar[StreamMode]
     STREAM_MODE_LOOKAHEAD: _ClassVar[StreamMode]
+
+class StreamPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_POLICY_UNSPECIFIED: _ClassVar[StreamPolicy]
+    STREAM_POLICY_LATEST: _ClassVar[StreamPolicy]
+    STREAM_POLICY_ALL: _ClassVar[StreamPolicy]
 FORMAT_UNSPECIFIED: Format
 FORMAT_H36M: Format
 FORMAT_COCO: Format
@@ -38,6 +44,9 @@ NORMALIZATION_NONE: Normalization
 STREAM_MODE_UNSPECIFIED: StreamMode
 STREAM_MODE_CAUSAL: StreamMode
 STREAM_MODE_LOOKAHEAD: StreamMode
+STREAM_POLICY_UNSPECIFIED: StreamPolicy
+STREAM_POLICY_LATEST: StreamPolicy
+STREAM_POLICY_ALL: StreamPolicy
 
 class ImageSize(_message.Message):
     __slots__ = ("width", "height")
@@ -166,7 +175,7 @@ class LiftResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., tracks: _Optional[_Iterable[_Union[TrackResult, _Mapping]]] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("format", "image_size", "normalization", "window", "hop", "mode", "lookahead", "flip", "rootrel", "pixels", "track_expiry_s")
+    __slots__ = ("format", "image_size", "normalization", "window", "hop", "mode", "lookahead", "flip", "rootrel", "pixels", "track_expiry_s", "policy")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +187,7 @@ class StreamConfig(_message.Message):
     ROOTREL_FIELD_NUMBER: _ClassVar[int]
     PIXELS_FIELD_NUMBER: _ClassVar[int]
     TRACK_EXPIRY_S_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     format: Format
     image_size: ImageSize
     normalization: Normalization
@@ -189,7 +199,8 @@ class StreamConfig(_message.Message):
     rootrel: bool
     pixels: bool
     track_expiry_s: float
-    def __init__(self, format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., track_expiry_s: _Optional[float] = ...) -> None: ...
+    policy: StreamPolicy
+    def __init__(self, format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., track_expiry_s: _Optional[float] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ...) -> None: ...
 
 class TrackFrame(_message.Message):
     __slots__ = ("track_id", "joints", "channels", "keypoints", "frame_index", "timestamp_s")
@@ -222,7 +233,7 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., frame: _Optional[_Union[StreamFrame, _Mapping]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("window", "hop", "mode", "lookahead", "track_expiry_s", "joint_names", "coordinates", "model")
+    __slots__ = ("window", "hop", "mode", "lookahead", "track_expiry_s", "joint_names", "coordinates", "model", "policy")
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     HOP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +242,7 @@ class StreamStarted(_message.Message):
     JOINT_NAMES_FIELD_NUMBER: _ClassVar[int]
     COORDINATES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     window: int
     hop: int
     mode: StreamMode
@@ -239,7 +251,8 @@ class StreamStarted(_message.Message):
     joint_names: _containers.RepeatedScalarFieldContainer[str]
     coordinates: Coordinates
     model: ModelRef
-    def __init__(self, window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., track_expiry_s: _Optional[float] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
+    policy: StreamPolicy
+    def __init__(self, window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., track_expiry_s: _Optional[float] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ...) -> None: ...
 
 class StreamLatency(_message.Message):
     __slots__ = ("total_ms", "lookahead_ms", "queue_ms", "inference_ms", "batch_size")
