@@ -236,26 +236,39 @@ def report(rows: Sequence[StreamRow], modes: Sequence[Mode], *, budget_ms: float
 
 def run(
     model: Path, *, modes: Sequence[Mode], counts: Sequence[int], seconds: float, budget_ms: float, fps: float,
-    window: int | None, flip: bool, serve_flags: Sequence[str],
+    window: int | None, flip: bool, serve_flags: Sequence[str], hog: int = 0,
 ) -> str:  # fmt: skip
-    """Start the server on ``model``, sweep, stop it; the printed report."""
+    """Measure the compute limit, start the server on ``model`` (with ``hog`` CPU hogs beside it), sweep, stop it;
+    the printed report."""
+    from service.bench.limit import Hog, compute_limit
     from service.bench.load import ServerProcess
 
+    limit = compute_limit(model, window=window or 27, fps=fps, flip=flip, threads=os.cpu_count() or 1)
     server = ServerProcess(model, serve_flags)
+    hogs = [Hog() for _ in range(hog)]
     try:
         server.wait_ready()
+        for h in hogs:
+            h.start()
         rows = sweep(
             server.grpc_target, modes, counts, seconds=seconds, budget_ms=budget_ms, fps=fps,
             window=window, flip=flip,
         )  # fmt: skip
     finally:
+        for h in hogs:
+            h.stop()
         server.stop()
     header = (
         f"model {model}, {fps:g} fps streams of COCO-17 in 1920x1080, window {window or 'of the model'}, "
-        f"flip {'on' if flip else 'off'}, {seconds:g} s per point, {os.cpu_count()} cores; a point holds when "
-        f"no frame is skipped and p99 <= {budget_ms:g} ms (+ (lookahead + hop - 1) / fps in look-ahead)"
+        f"flip {'on' if flip else 'off'}, {seconds:g} s per point, {os.cpu_count()} cores, {hog} CPU hog(s) "
+        f"beside the server; a point holds when no frame is skipped and p99 <= {budget_ms:g} ms "
+        "(+ (lookahead + hop - 1) / fps in look-ahead)"
     )
-    return report(rows, modes, budget_ms=budget_ms, fps=fps, header=header)
+    text = report(rows, modes, budget_ms=budget_ms, fps=fps, header=header)
+    return text + (
+        f"\ncompute limit (the raw model alone, {limit.threads} threads, no hog, best batch {limit.best_batch}): "
+        f"{limit.windows_per_s:.0f} windows/s = {limit.streams:.1f} streams of {limit.per_stream:g} windows/s"
+    )
 
 
 def add_command(bench_sub: Any) -> None:
@@ -273,6 +286,7 @@ def add_command(bench_sub: Any) -> None:
     stream.add_argument("--window", type=int, default=27, help="frames per stream window (0 = the model's)")
     stream.add_argument("--flip", action="store_true", help="flip test-time augmentation (2 windows per answer)")
     stream.add_argument("--serve-flags", default="", help="extra flags of `motionlift serve`")
+    stream.add_argument("--hog", type=int, default=0, help="CPU hogs (busy processes) beside the server meanwhile")
     stream.set_defaults(bench_run=_command)
 
 
@@ -281,7 +295,7 @@ def _command(args: Any) -> int:
     counts = [int(v) for v in args.streams.split(",") if v]
     report_text = run(
         args.model, modes=modes, counts=counts, seconds=args.seconds, budget_ms=args.budget_ms, fps=args.fps,
-        window=args.window or None, flip=args.flip, serve_flags=args.serve_flags.split(),
+        window=args.window or None, flip=args.flip, serve_flags=args.serve_flags.split(), hog=args.hog,
     )  # fmt: skip
     print(report_text)
     return 0

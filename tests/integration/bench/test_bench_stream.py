@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from service.bench.limit import BATCHES, Hog, compute_limit
 from service.bench.stream import Mode, drive, parse_modes, report, sweep
 from tests.conftest import Served
+from tests.servers import until
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +35,26 @@ def test_the_sweep_stops_at_the_first_point_that_fails(served: Served) -> None:
     rows = sweep(served.grpc_target, [Mode()], [1, 2], seconds=0.3, budget_ms=0.0, fps=30, window=4, flip=False,
                  warmup_s=0.1)  # fmt: skip
     assert [r.streams for r in rows] == [1]  # no answer comes in 0 ms
+
+
+def test_the_compute_limit_is_the_best_rate_over_batches(tiny_model: Path) -> None:
+    limit = compute_limit(tiny_model, window=4, fps=30, flip=True, threads=1, seconds=0.05)
+    assert limit.best_batch in BATCHES and (limit.window, limit.threads, limit.per_stream) == (4, 1, 60)
+    assert limit.windows_per_s > 0 and limit.streams == pytest.approx(limit.windows_per_s / 60)
+
+
+def test_a_hog_spins_until_stopped() -> None:
+    hog = Hog()
+    hog.start()
+    process = hog._process
+    assert process is not None and process.is_alive()
+    pid = process.pid
+    assert pid is not None
+    until(lambda: _cpu_ticks(pid) > 0, "the hog to use the CPU")
+    hog.stop()
+    assert not process.is_alive()
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
