@@ -1,4 +1,4 @@
-"""``motionlift lift INPUT``: read a keypoint file (``service.client.readers``), lift it over REST or gRPC, write the
+"""``motionlift lift INPUT``: read a keypoint file (``service.formats``), lift it over REST or gRPC, write the
 3D joints as JSON or ``.npy``.
 
 Output: ``.npy`` holds ``joints3d`` (normalised units, H36M-17): ``[T, 17, 3]`` for one track, ``[P, T, 17, 3]``
@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from service.client.readers import SOURCES
 from service.core.options import CHOICES, FIELD_DOCS, LIFT_FIELDS
+from service.formats import SOURCES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def add_arguments(lift: argparse.ArgumentParser) -> None:
     """The flags of ``motionlift lift``: the input and the service, then one flag per ``LiftOptions`` field."""
-    lift.add_argument("input", type=Path, help="keypoint JSON file")
+    lift.add_argument("input", type=Path, help="keypoint JSON file, or a folder of OpenPose *_keypoints.json files")
     where = lift.add_mutually_exclusive_group()
     where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
     where.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use gRPC at this target instead of REST")
@@ -59,14 +59,15 @@ def _fail(message: str, code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from service.client import MotionLiftClient
-    from service.client.readers import KeypointFileError, read_keypoints
     from service.errors import LiftError
+    from service.formats import KeypointFileError, read_keypoints
 
     if args.out is not None and args.out.suffix not in (".json", ".npy"):
         return _fail(f"--out must end in .json or .npy, got {args.out}", 2)
     source = None if args.input_format == "auto" else args.input_format
     try:
-        data = read_keypoints(args.input, source=source, layout=args.format)
+        size = None if args.image_size is None else (args.image_size[0], args.image_size[1])
+        data = read_keypoints(args.input, source, args.format, image_size=size)  # image_size: MediaPipe's
     except KeypointFileError as exc:
         return _fail(str(exc), 2)
     flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}

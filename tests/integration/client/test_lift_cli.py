@@ -10,7 +10,7 @@ import pytest
 
 from service.cli import main
 from service.client import MotionLiftClient
-from service.client.readers import read_keypoints
+from service.formats import read_keypoints
 from tests.conftest import Served
 from tests.data import FIXTURES
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from service.client.readers import KeypointFileError, detect, parse, read_keypoints
+from service.formats import KeypointFileError, detect, parse, read_keypoints
 from tests.data import FIXTURES
 
 
@@ -129,5 +129,5 @@ def test_a_missing_file_and_a_layout_that_does_not_fit(tmp_path: Path) -> None:
         read_keypoints(tmp_path / "nope.json")
     with pytest.raises(KeypointFileError, match="17 joints per person cannot be format 'halpe26'"):
         read_keypoints(FIXTURES / "mmpose_predictions.json", layout="halpe26")
-    with pytest.raises(KeypointFileError, match="unknown input format 'openpose'"):
-        read_keypoints(FIXTURES / "mmpose_predictions.json", source="openpose")  # type: ignore[arg-type]
+    with pytest.raises(KeypointFileError, match="unknown input format 'vicon'"):
+        read_keypoints(FIXTURES / "mmpose_predictions.json", source="vicon")  # type: ignore[arg-type]
