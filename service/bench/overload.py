@@ -81,16 +81,19 @@ Outcomes = tuple[list[float], list[float], int]  # ok latencies, refused latenci
 
 
 async def _grpc_clients(target: str, body: bytes, clients: int, seconds: float) -> Outcomes:
+    """``clients`` callers, each on its own channel (its own connection, as separate clients are: on one shared
+    HTTP/2 connection the calls queue behind each other's 30 KB bodies, and that wait was counted as the
+    service's)."""
     request = lift_request(body)
     ok: list[float] = []
     refused: list[float] = []
     other = 0
     stop = time.perf_counter() + seconds
-    async with grpc.aio.insecure_channel(target) as channel:
-        lift = lift_pb2_grpc.LifterStub(channel).Lift  # type: ignore[no-untyped-call]  # generated
 
-        async def client() -> None:
-            nonlocal other
+    async def client() -> None:
+        nonlocal other
+        async with grpc.aio.insecure_channel(target) as channel:
+            lift = lift_pb2_grpc.LifterStub(channel).Lift  # type: ignore[no-untyped-call]  # generated
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
                 try:
@@ -102,7 +105,7 @@ async def _grpc_clients(target: str, body: bytes, clients: int, seconds: float) 
                     else:
                         other += 1
 
-        await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     return ok, refused, other
 
 
