@@ -55,7 +55,7 @@ class Point:
         return len(self.ok_ms) * frames / self.seconds
 
 
-def _hey(url: str, body: bytes, clients: int, seconds: float) -> Point:
+def hey(url: str, body: bytes, clients: int, seconds: float) -> Point:
     """``hey`` for ``seconds`` at ``clients`` concurrent requests; its per-request CSV sorted by outcome."""
     if shutil.which("hey") is None:
         raise RuntimeError("bench overload needs hey (Debian: apt-get install hey)")
@@ -130,7 +130,7 @@ def _measure(server: ServerProcess, protocol: str, body: bytes, clients: int, se
     probe.start()
     try:
         if protocol == "rest":
-            point = _hey(server.url, body, clients, seconds)
+            point = hey(server.url, body, clients, seconds)
         else:
             point = _grpc(server.grpc_target, body, clients, seconds)
     finally:

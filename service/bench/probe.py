@@ -41,7 +41,7 @@ def summary(values: list[float]) -> str:
     return f"{len(values)}: p50 {p50:.1f}, p99 {p99:.1f}, max {max(values):.1f}"
 
 
-async def _loop(host: str, port: int, kind: str, body: bytes, every_s: float, stop: Event, out: Probes) -> None:
+async def _loop(host: str, port: int, kind: str, body: bytes | None, every_s: float, stop: Event, out: Probes) -> None:
     conn = Connection(host, port)
     try:
         while not stop.is_set():
@@ -49,7 +49,7 @@ async def _loop(host: str, port: int, kind: str, body: bytes, every_s: float, st
             if kind == "healthz":
                 status, _, _ = await conn.request("GET", "/healthz")
             else:
-                status, _, _ = await conn.request("POST", "/lift", body)
+                status, _, _ = await conn.request("POST", "/lift", body or b"")
             out.starts[kind].append(started)
             out.ms[kind].append(1000 * (time.perf_counter() - t0))
             out.statuses[kind].append(status)
@@ -58,12 +58,12 @@ async def _loop(host: str, port: int, kind: str, body: bytes, every_s: float, st
         conn.close()
 
 
-def _main(url: str, body: bytes, every_s: float, stop: Event, results: multiprocessing.Queue[Probes]) -> None:
+def _main(url: str, body: bytes | None, every_s: float, stop: Event, results: multiprocessing.Queue[Probes]) -> None:
     host, port = url.removeprefix("http://").split(":")
     out = Probes()
 
     async def both() -> None:
-        kinds = ("healthz", "lift")
+        kinds = ("healthz",) if body is None else ("healthz", "lift")
         await asyncio.gather(*(_loop(host, int(port), k, body, every_s, stop, out) for k in kinds))
 
     asyncio.run(both())
@@ -71,9 +71,9 @@ def _main(url: str, body: bytes, every_s: float, stop: Event, results: multiproc
 
 
 class Probe:
-    """``start()`` the probe process, ``stop()`` it and get its ``Probes``."""
+    """``start()`` the probe process, ``stop()`` it and get its ``Probes``. ``lift_body`` None: /healthz only."""
 
-    def __init__(self, url: str, lift_body: bytes, every_s: float = 0.05) -> None:
+    def __init__(self, url: str, lift_body: bytes | None, every_s: float = 0.05) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._results: multiprocessing.Queue[Probes] = context.Queue()

@@ -25,7 +25,7 @@ from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
 from service.core.tracks import Track, check_tracks
-from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, PayloadTooLarge, Unavailable
+from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -273,17 +273,21 @@ class Lifter:
         """Before any work: the windows the request needs (from its frame counts alone) must fit the queue. The
         request is past the door now: its reservation ends, and the door learns its size."""
         frames = [t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks]
-        needed = sum(windows.count(f, window, overlap) for f in frames if f > 0) * (2 if flip else 1)
+        needed = windows.needed(frames, window, overlap, flip=flip)
         self.door.settle(needed)
         self._check_windows(needed)
 
     def _check_windows(self, needed: int) -> None:
         if needed > self.batcher.max_queued:  # could never be queued: no retry can help
-            raise PayloadTooLarge(
-                f"the request needs {needed} model windows and the queue holds at most {self.batcher.max_queued} "
-                "(--max-queued-windows); send fewer frames or tracks per request",
-                field="tracks",
-            )
+            raise windows.too_many(needed, self.batcher.max_queued)
+
+    def capacity(self) -> windows.Capacity | None:
+        """What the queue can ever hold, for checks made before a request's arrays exist; None until the model
+        is loaded (its window is not known before)."""
+        if not self.backend.ready:
+            return None
+        window = self.backend.info.window
+        return windows.Capacity(window, self._default_overlap(window), self.batcher.max_queued)
 
     def _answers(self, prepared: list[_Prepared], outputs: list[Array], options: LiftOptions) -> list[TrackResult]:
         return [self._answer(p, outputs, options) for p in prepared]

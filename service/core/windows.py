@@ -11,10 +11,13 @@ official clipping exactly (last clip shorter), which the tests use to prove equa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from service.core.backend import Array
+from service.errors import PayloadTooLarge
 
 ROOT = 0  # pelvis, the root joint of H36M-17
 
@@ -49,6 +52,40 @@ def count(frames: int, window: int, overlap: int) -> int:
     if overlap == 0:
         return math.ceil(frames / window)
     return math.ceil((frames - window) / (window - overlap)) + 1
+
+
+def needed(frames: Iterable[int], window: int, overlap: int, *, flip: bool) -> int:
+    """Model windows a request of tracks with these frame counts needs (twice with flip)."""
+    return sum(count(f, window, overlap) for f in frames if f > 0) * (2 if flip else 1)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the queue can ever hold, for checking a request before its arrays exist (a body reader process
+    checks with it, so a body that could never be queued is refused there instead of sending its arrays back).
+    ``overlap``: the service's default, for requests that do not set one."""
+
+    window: int
+    overlap: int
+    max_windows: int
+
+    def check(self, frames: Iterable[int], *, overlap: int | None, flip: bool) -> None:
+        """``PayloadTooLarge`` when these tracks need more windows than the queue holds; an ``overlap`` the core
+        would refuse is left to it (nothing is said here)."""
+        if overlap is not None and not 0 <= overlap < self.window:
+            return
+        windows = needed(frames, self.window, self.overlap if overlap is None else overlap, flip=flip)
+        if windows > self.max_windows:
+            raise too_many(windows, self.max_windows)
+
+
+def too_many(windows: int, max_windows: int) -> PayloadTooLarge:
+    """The 413 of a request that needs ``windows`` from a queue of ``max_windows``: no retry can help."""
+    return PayloadTooLarge(
+        f"the request needs {windows} model windows and the queue holds at most {max_windows} "
+        "(--max-queued-windows); send fewer frames or tracks per request",
+        field="tracks",
+    )
 
 
 def _ramp(start: int, end: int, spans: list[tuple[int, int]], index: int) -> Array:

@@ -41,7 +41,7 @@ def create_app(
     """The FastAPI app over ``lifter`` (its limits are ``lifter.settings``'). Its lifespan starts the lifter, the
     body readers (and ``on_start``, e.g. the gRPC server) and closes them in reverse order on shutdown."""
     settings = lifter.settings
-    reader = BodyReader(settings.parse_workers)
+    reader = BodyReader(settings.parse_workers, lifter.capacity)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -29,6 +29,7 @@ from typing import Final
 
 from service.api.rest import body as lift_body
 from service.api.rest.body import LiftBody
+from service.core.windows import Capacity
 from service.errors import Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ class BodyReader:
     ``close()`` stops them. ``reserve`` (before reading) and ``parse`` raise ``Overloaded`` when every process is
     busy, and ``Unavailable`` when a worker process died (the pool is restarted for the next body)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, capacity: Callable[[], Capacity | None] = lambda: None) -> None:
         self.workers = workers
+        self._capacity = capacity  # what the queue can ever hold: bodies over it are refused in the process
         self._pool: ProcessPoolExecutor | None = None
         self._busy = 0
 
@@ -96,7 +98,8 @@ class BodyReader:
         if self._pool is None:
             raise Unavailable("the service is not reading bodies (not started, or shutting down)")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, lift_body.parse, content)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, lift_body.parse_within, content, self._capacity())
         except BrokenProcessPool:
             log.error("a body reader process died (out of memory?); restarting them")
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -25,6 +25,7 @@ from service.core.options import (
     LIFT_FIELDS,
     MODES,
     NORMALIZATIONS,
+    POLICIES,
     STREAM_FIELDS,
     LiftOptions,
     StreamOptions,
@@ -120,7 +121,7 @@ def test_every_field_is_documented_and_typed_once() -> None:
     assert [f.name for f in fields(LiftOptions)] == list(LIFT_FIELDS)
     assert [f.name for f in fields(StreamOptions) if f.name != "lift"] == list(STREAM_FIELDS)
     assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)
-    assert {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES} == CHOICES
+    assert {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES, "policy": POLICIES} == CHOICES
 
 
 def test_the_rest_schema_is_derived_from_the_options() -> None:
