@@ -87,6 +87,14 @@ def run(args: argparse.Namespace) -> int:
         f"inference {answer.latency.inference_ms:.0f} ms)",
         file=sys.stderr,
     )
+    for sequence in data.tracks:
+        filled = _filled(sequence)
+        end = sequence.start + len(sequence.keypoints) - 1
+        print(
+            f"  track {sequence.id}: frames {sequence.start}-{end} ({len(sequence.keypoints)}), "
+            f"{len(sequence.keypoints) - len(filled)} detected, {len(filled)} filled",
+            file=sys.stderr,
+        )
     if args.out is not None and args.out.suffix == ".npy":
         np.save(args.out, _stacked(data, answer))
     else:
@@ -108,6 +116,11 @@ def _stacked(data: Any, answer: Any) -> Any:
     return out
 
 
+def _filled(sequence: Any) -> list[int]:
+    """The video frames of a track that were filled (interpolated, score 0) rather than detected."""
+    return [sequence.start + int(i) for i in np.flatnonzero(~sequence.detected)]
+
+
 def _floats(array: Any) -> Any:
     # float32 -> float64 is exact, so the JSON numbers read back as the very values the service answered.
     return None if array is None else array.astype(np.float64).tolist()
@@ -123,7 +136,7 @@ def _document(data: Any, answer: Any) -> dict[str, Any]:
     if data.frame_ids:
         out["frame_ids"] = list(data.frame_ids)
     tracks = [
-        {"id": t.id, "start": s.start, "frames": len(t.joints3d), "joints3d": _floats(t.joints3d)}
+        {"id": t.id, "start": s.start, "frames": len(t.joints3d), "filled": _filled(s), "joints3d": _floats(t.joints3d)}
         | ({} if t.joints3d_px is None else {"joints3d_px": _floats(t.joints3d_px)})
         for s, t in zip(data.tracks, answer.tracks, strict=True)
     ]

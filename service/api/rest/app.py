@@ -22,6 +22,7 @@ from service.api.rest import openapi
 from service.api.rest.middleware import BodyLimit, RequestId
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import add_lift, add_probes
+from service.api.rest.upload import add_upload
 from service.core.lifter import Lifter
 from service.errors import LiftError, MethodNotAllowed, NotFound
 
@@ -73,6 +74,7 @@ def create_app(
     _add_error_handlers(app)
     add_probes(app, lifter)
     add_lift(app, lifter, reader)
+    add_upload(app, lifter)
     openapi.install(app, lifter)
     return app
 

@@ -33,7 +33,7 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 Responses = dict[int | str, dict[str, Any]]
 
 
-def _errors(described: dict[int, str]) -> Responses:
+def errors(described: dict[int, str]) -> Responses:
     """Error answers in the envelope (``ErrorResponse``) by status, for a route's OpenAPI ``responses``."""
     return {status: {"model": ErrorResponse, "description": text} for status, text in described.items()}
 
@@ -42,7 +42,7 @@ def _errors(described: dict[int, str]) -> Responses:
 # (answered by the HTTP protocol itself, service.api.rest.protocol).
 INTERNAL = "an unexpected error; logged with the request id"
 FULL = "too many open connections (--max-connections), with Retry-After"
-ANY: Final[Responses] = _errors({500: INTERNAL, 503: FULL})
+ANY: Final[Responses] = errors({500: INTERNAL, 503: FULL})
 HEALTHZ: Final[Responses] = {200: {"model": Health, "description": "the process answers"}, **ANY}
 READYZ: Final[Responses] = {
     200: {"model": Readiness, "description": "ready"},
@@ -55,11 +55,11 @@ METRICS: Final[Responses] = {
 }
 MODEL: Final[Responses] = {
     200: {"model": ModelDescription, "description": "the served model"},
-    **_errors({500: INTERNAL, 503: "the model is not loaded yet, or " + FULL}),
+    **errors({500: INTERNAL, 503: "the model is not loaded yet, or " + FULL}),
 }
 LIFT: Final[Responses] = {
     200: {"description": "the 3D joints"},
-    **_errors({
+    **errors({
         400: "the body is not JSON: syntax, encoding (UTF-8 only), or nesting deeper than 1024",
         408: "the body did not arrive within --read-timeout-s",
         413: "the body is over --max-body-bytes, or the request needs more model windows than the queue holds",
