@@ -55,18 +55,44 @@ def parse_rates(text: str) -> dict[str, float]:
 
 
 def sample(pid: int) -> Sample:
-    """The process's resident memory (``VmRSS``), open file descriptors and threads, from ``/proc``;
+    """The process's resident memory (``VmRSS``) with that of its descendants (the model processes and the body
+    readers: a leak there is the service's too), its open file descriptors and threads, from ``/proc``;
     ``RuntimeError`` when it has exited."""
     try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-        status = dict(line.split(":", 1) for line in lines if ":" in line)
+        status = _status(pid)
         return Sample(
-            rss_kib=int(status["VmRSS"].split()[0]),  # a zombie has no VmRSS
+            rss_kib=_rss_kib(status) + sum(_rss_kib(_status(p)) for p in descendants(pid)),
             open_files=len(os.listdir(f"/proc/{pid}/fd")),
             threads=int(status["Threads"]),
         )
     except (FileNotFoundError, KeyError):
         raise RuntimeError(f"the server (pid {pid}) exited during the soak") from None
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def _rss_kib(status: dict[str, str]) -> int:
+    return int(status["VmRSS"].split()[0])  # a zombie has no VmRSS: KeyError
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children...), alive now."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(parents.get(child, []))
+    return sorted(found)
 
 
 def settle(pid: int, baseline: int, seconds: float) -> tuple[Sample, float | None]:
@@ -165,7 +191,7 @@ def _watch(server_pid: int, plan: Plan, load: _Load, started: float) -> tuple[li
         in_flight.append(t.unanswered)
         print(
             f"soak {end - started:.0f} s: sent {t.sent}, answered {t.answered}, cancelled {t.cancelled}, "
-            f"disconnected {t.disconnected}, in flight {t.unanswered}; server RSS {s.rss_kib / 1024:.1f} "
+            f"disconnected {t.disconnected}, in flight {t.unanswered}; RSS {s.rss_kib / 1024:.1f} "
             f"MiB, {s.open_files} open files, {s.threads} threads",
             file=sys.stderr,
             flush=True,

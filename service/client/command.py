@@ -33,6 +33,7 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
     lift.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
                       help="layout of the file (default: detected)")  # fmt: skip
     add_option_flags(lift)
+    add_policy_flags(lift)
     lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
     lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
 
@@ -52,6 +53,27 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=int if kind == "int" else str, default=None, help=doc)
 
 
+def add_policy_flags(parser: argparse.ArgumentParser) -> None:
+    """The track policy of ``service.formats.policy``: which people of a detector file are lifted."""
+    from service.formats.policy import MIN_TRACK_FRAMES, PERSONS
+    from service.formats.tracking import MAX_GAP
+
+    parser.add_argument(
+        "--min-track-frames",
+        type=int,
+        default=MIN_TRACK_FRAMES,
+        help=f"a track needs this many detected frames (default {MIN_TRACK_FRAMES}, about a second)",
+    )
+    parser.add_argument(
+        "--max-gap-frames",
+        type=int,
+        default=MAX_GAP,
+        help=f"longer gaps without a detection end a track (default {MAX_GAP}); shorter ones are filled",
+    )
+    parser.add_argument("--person", default="all",
+                        help=f"{', '.join(PERSONS)} or a track id (default all)")  # fmt: skip
+
+
 def _fail(message: str, code: int) -> int:
     print(f"motionlift lift: {message}", file=sys.stderr)
     return code
@@ -61,13 +83,16 @@ def run(args: argparse.Namespace) -> int:
     from service.client import MotionLiftClient
     from service.errors import LiftError
     from service.formats import KeypointFileError, read_keypoints
+    from service.formats.policy import TrackPolicy, select
 
     if args.out is not None and args.out.suffix not in (".json", ".npy"):
         return _fail(f"--out must end in .json or .npy, got {args.out}", 2)
     source = None if args.input_format == "auto" else args.input_format
     try:
         size = None if args.image_size is None else (args.image_size[0], args.image_size[1])
-        data = read_keypoints(args.input, source, args.format, image_size=size)  # image_size: MediaPipe's
+        policy = TrackPolicy(args.min_track_frames, args.max_gap_frames, args.person).check()
+        data = read_keypoints(args.input, source, args.format, image_size=size, max_gap=policy.max_gap_frames)
+        data = select(data, policy, size)
     except KeypointFileError as exc:
         return _fail(str(exc), 2)
     flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}

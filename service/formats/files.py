@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 from service.core.options import FORMATS
 from service.formats import alphapose, body, coco, mediapipe, mmpose, openpose, yolo
 from service.formats.detections import Detections, KeypointFileError
-from service.formats.tracking import TrackSequence, build_tracks
+from service.formats.tracking import MAX_GAP, TrackSequence, build_tracks
 
 __all__ = [
     "SOURCES",
@@ -77,17 +77,19 @@ def read_keypoints(
     layout: str | None = None,
     *,
     image_size: tuple[float, float] | None = None,
+    max_gap: int = MAX_GAP,
 ) -> KeypointFile:
     """Read ``path``: a JSON file, or a folder of OpenPose ``*_keypoints.json`` files. ``source`` forces the
     file layout (default: ``detect``), ``layout`` the joint layout (default: from the joint count),
-    ``image_size`` ``(width, height)`` is for MediaPipe's normalised landmarks when the file has none."""
+    ``image_size`` ``(width, height)`` is for MediaPipe's normalised landmarks when the file has none;
+    ``max_gap``: frames without a detection after which a track ends (``tracking.py``)."""
     path = Path(path)
     try:
         if path.is_dir():
             data, names = _folder(path)
-            return parse(data, source or "openpose", layout, image_size=image_size, frame_ids=names)
+            return parse(data, source or "openpose", layout, image_size=image_size, frame_ids=names, max_gap=max_gap)
         data = _json(path)
-        return parse(data, source, layout, image_size=image_size)
+        return parse(data, source, layout, image_size=image_size, max_gap=max_gap)
     except KeypointFileError as exc:
         raise KeypointFileError(f"{path}: {exc}") from None
 
@@ -133,6 +135,7 @@ def parse(
     *,
     image_size: tuple[float, float] | None = None,
     frame_ids: list[Any] | None = None,
+    max_gap: int = MAX_GAP,
 ) -> KeypointFile:
     """``data`` (parsed JSON) as a ``KeypointFile``; see ``read_keypoints``. ``frame_ids``: OpenPose's frame
     names (its file names)."""
@@ -158,5 +161,5 @@ def parse(
         found = yolo.read(data, layout)
     else:
         raise KeypointFileError(f"unknown input format {kind!r}; expected one of {', '.join(SOURCES)}")
-    tracks = build_tracks(found.detections, len(found.frame_ids))
+    tracks = build_tracks(found.detections, len(found.frame_ids), max_gap=max_gap)
     return KeypointFile(kind, found.layout, tracks, len(found.frame_ids), found.frame_ids)

@@ -32,6 +32,7 @@ from service.core.options import FIELD_DOCS, FORMATS, LIFT_FIELDS, LiftOptions
 from service.core.tracks import Track
 from service.errors import BadRequest, InvalidInput, LiftError, PayloadTooLarge
 from service.formats import SOURCES, KeypointFile, KeypointFileError, parse
+from service.formats.policy import PERSONS, TrackPolicy, select
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,15 @@ _QUERY = [
      "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?,\d+(\.\d+)?$"}},
     *({"name": name, "in": "query", "required": False, "description": FIELD_DOCS[name],
        "schema": {"type": "string", "enum": ["true", "false"]}} for name in ("flip", "rootrel", "pixels")),
+    {"name": "min_track_frames", "in": "query", "required": False,
+     "description": "a track needs this many detected frames (default 30, about a second)",
+     "schema": {"type": "integer", "minimum": 1, "default": 30}},
+    {"name": "max_gap_frames", "in": "query", "required": False,
+     "description": "a longer gap without detections ends a track (default 30); shorter gaps are filled",
+     "schema": {"type": "integer", "minimum": 0, "default": 30}},
+    {"name": "person", "in": "query", "required": False,
+     "description": f"which people: {', '.join(PERSONS)} or a track id (default all)",
+     "schema": {"type": "string", "minLength": 1, "default": "all"}},
 ]  # fmt: skip
 OPENAPI: Final = {
     "parameters": _QUERY,
@@ -86,9 +96,11 @@ def add_upload(app: FastAPI, lifter: Lifter) -> None:
     async def lift_file(request: Request) -> Response:
         try:
             lifter.admit()
-            source, options = query(dict(request.query_params))
+            params = dict(request.query_params)
+            policy = track_policy(params)
+            source, options = query(params)
             content = await _content(request)
-            read = await asyncio.to_thread(read_file, content, source, options)
+            read = await asyncio.to_thread(read_file, content, source, options, policy)
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
         tracks = [Track(t.id, t.keypoints, f"tracks[{i}].keypoints") for i, t in enumerate(read.tracks)]
@@ -102,6 +114,20 @@ def add_upload(app: FastAPI, lifter: Lifter) -> None:
             entry["start"] = track.start
             entry["filled"] = [track.start + int(i) for i in np.flatnonzero(~track.detected)]
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
+
+
+def track_policy(params: dict[str, str]) -> TrackPolicy:
+    """Take the track policy's parameters out of ``params`` (``service.formats.policy``; defaults as there)."""
+    given: dict[str, Any] = {}
+    for name in ("min_track_frames", "max_gap_frames"):
+        if name in params:
+            given[name] = _value("int", params.pop(name), name)
+    if "person" in params:
+        given["person"] = params.pop("person")
+    try:
+        return TrackPolicy(**given).check()
+    except KeypointFileError as exc:
+        raise InvalidInput(str(exc), field=str(exc).split(" ", 1)[0]) from None
 
 
 def query(params: dict[str, str]) -> tuple[str | None, dict[str, Any]]:
@@ -160,15 +186,24 @@ async def _content(request: Request) -> bytes:
     return content
 
 
-def read_file(content: bytes, source: str | None, options: dict[str, Any]) -> KeypointFile:
-    """Parse the file as ``source`` (None: detect it); ``BadRequest`` if it is not JSON, ``InvalidInput`` naming
-    ``file`` with the reader's message when the readers cannot use it."""
+def read_file(
+    content: bytes, source: str | None, options: dict[str, Any], policy: TrackPolicy | None = None
+) -> KeypointFile:
+    """Parse the file as ``source`` (None: detect it) and keep the tracks ``policy`` keeps (default policy when
+    None); ``BadRequest`` if it is not JSON, ``InvalidInput`` naming ``file`` with the reader's message when the
+    readers cannot use it, or naming the policy's setting that leaves no track."""
+    policy = policy or TrackPolicy()
     try:
         data = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"the file is not JSON: {exc}", field="file") from None
-    size = options.get("image_size")
+    size = None if options.get("image_size") is None else (options["image_size"][0], options["image_size"][1])
     try:
-        return parse(data, source, options.get("format"), image_size=None if size is None else tuple(size))  # type: ignore[arg-type]
+        read = parse(data, source, options.get("format"), image_size=size, max_gap=policy.max_gap_frames)  # type: ignore[arg-type]
     except KeypointFileError as exc:
         raise InvalidInput(str(exc), field="file") from None
+    try:
+        return select(read, policy, size)
+    except KeypointFileError as exc:
+        field = "person" if str(exc).startswith("person") else "min_track_frames"
+        raise InvalidInput(str(exc), field=field) from None

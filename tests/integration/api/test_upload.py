@@ -25,7 +25,7 @@ def _joints(tracks: list[dict[str, object]]) -> dict[str, np.ndarray]:  # type: 
 
 def test_an_uploaded_file_is_answered_as_every_other_path_answers_it(served: Served, tmp_path: Path) -> None:
     url = served.rest_url
-    query = {"image_size": "1920,1080"}
+    query = {"image_size": "1920,1080", "min_track_frames": "1"}  # a 4-frame file: a second of video is 30
     with ALPHAPOSE.open("rb") as f:
         upload = httpx.post(f"{url}/lift/file", params=query, files={"file": ("results.json", f)}, timeout=60)
     assert upload.status_code == 200, upload.text
@@ -42,7 +42,9 @@ def test_an_uploaded_file_is_answered_as_every_other_path_answers_it(served: Ser
     uploaded = _joints(got["tracks"])
 
     raw = httpx.post(
-        f"{url}/lift/file?source=alphapose&image_size=1920,1080", content=ALPHAPOSE.read_bytes(), timeout=60
+        f"{url}/lift/file?source=alphapose&image_size=1920,1080&min_track_frames=1",
+        content=ALPHAPOSE.read_bytes(),
+        timeout=60,
     )
     body = {"tracks": [{"id": t.id, "keypoints": t.keypoints.tolist()} for t in read.tracks], "format": read.layout,
             "image_size": list(SIZE)}  # fmt: skip
@@ -50,7 +52,8 @@ def test_an_uploaded_file_is_answered_as_every_other_path_answers_it(served: Ser
     with MotionLiftClient(grpc=served.grpc_target) as client:
         rpc = client.lift(tracks={t.id: t.keypoints for t in read.tracks}, format=read.layout, image_size=SIZE)
     out = tmp_path / "cli.json"
-    assert main(["lift", str(ALPHAPOSE), "--url", url, "--image-size", "1920", "1080", "--out", str(out)]) == 0
+    flags = ["--image-size", "1920", "1080", "--min-track-frames", "1", "--out", str(out)]
+    assert main(["lift", str(ALPHAPOSE), "--url", url, *flags]) == 0
     cli = json.loads(out.read_text())
     assert [(t["id"], t["start"], t["filled"]) for t in cli["tracks"]] == [
         (t["id"], t["start"], t["filled"]) for t in got["tracks"]
@@ -72,6 +75,9 @@ def test_upload_mistakes_name_the_field(served: Served) -> None:
         ("?source=openpose2", content, 422, "source", "unknown source 'openpose2'; expected auto or one of motionlift"),
         ("?flip=yes", content, 422, "flip", "must be true or false, got 'yes'"),
         ("?size=3", content, 422, "size", "unknown parameter; expected source or one of format"),
+        ("", content, 422, "min_track_frames", "no track has 30 detected frames (min_track_frames); the longest has"),
+        ("?min_track_frames=0", content, 422, "min_track_frames", "min_track_frames must be at least 1, got 0"),
+        ("?min_track_frames=1&person=nobody", content, 422, "person", "person: no track 'nobody' among those kept"),
         ("", b"{not json", 400, "file", "the file is not JSON: "),
         ("", b"", 422, "file", "the file is empty"),
         ("", b'{"hello": 1}', 422, "file", "unknown layout"),

@@ -18,8 +18,8 @@ from tests.data import FIXTURES
 def test_mmpose_file_over_rest_to_json(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     source = FIXTURES / "mmpose_predictions.json"
-    code = main(["lift", str(source), "--url", served.rest_url, "--image-size", "1920", "1080", "--out", str(out)])
-    assert code == 0
+    flags = ["--image-size", "1920", "1080", "--min-track-frames", "1", "--out", str(out)]
+    assert main(["lift", str(source), "--url", served.rest_url, *flags]) == 0
     doc = json.loads(out.read_text())
     assert doc["input"] == {"source": "mmpose", "format": "coco", "frames": 4}
     assert doc["frame_ids"] == [1, 2, 3, 4] and doc["transport"] == "rest"
@@ -37,7 +37,8 @@ def test_mmpose_file_over_rest_to_json(served: Served, tmp_path: Path) -> None:
 def test_alphapose_file_over_grpc_to_npy(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "result.npy"
     source = FIXTURES / "alphapose_results.json"
-    assert main(["lift", str(source), "--grpc", served.grpc_target, "--no-flip", "--rootrel", "--out", str(out)]) == 0
+    flags = ["--no-flip", "--rootrel", "--min-track-frames", "1", "--out", str(out)]
+    assert main(["lift", str(source), "--grpc", served.grpc_target, *flags]) == 0
     joints = np.load(out)
     assert joints.shape == (2, 3, 17, 3) and joints.dtype == np.float32
     assert np.isnan(joints[1, 0]).all() and not np.isnan(joints[:, 1:]).any()  # track "2" starts at frame 1
@@ -73,3 +74,26 @@ def test_errors_are_clear(served: Served, tmp_path: Path, capsys: pytest.Capture
     assert "InvalidInput at overlap: overlap must be between 0 and" in capsys.readouterr().err
     assert main(["lift", source, "--url", served.rest_url, "--out", str(tmp_path / "r.csv")]) == 2
     assert "--out must end in .json or .npy" in capsys.readouterr().err
+
+
+def test_the_track_policy_picks_the_people(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """mmpose_predictions.json: person 0 in all 4 frames, person 1 missing from the third (3 detected)."""
+    source = str(FIXTURES / "mmpose_predictions.json")
+    assert main(["lift", source, "--url", served.rest_url]) == 2  # the default wants about a second of detections
+    assert capsys.readouterr().err.endswith(
+        "no track has 30 detected frames (min_track_frames); the longest has 4: lower min_track_frames for a "
+        "short clip\n"
+    )
+    kept = {}
+    for flags in (["--min-track-frames", "4"], ["--min-track-frames", "1", "--person", "1"],
+                  ["--min-track-frames", "1", "--person", "longest"]):  # fmt: skip
+        out = tmp_path / "r.json"
+        assert main(["lift", source, "--url", served.rest_url, *flags, "--out", str(out)]) == 0
+        kept[" ".join(flags)] = [(t["id"], t["filled"]) for t in json.loads(out.read_text())["tracks"]]
+    assert kept == {
+        "--min-track-frames 4": [("0", [])],
+        "--min-track-frames 1 --person 1": [("1", [2])],
+        "--min-track-frames 1 --person longest": [("0", [])],
+    }
+    assert main(["lift", source, "--url", served.rest_url, "--min-track-frames", "1", "--person", "7"]) == 2
+    assert "person: no track '7' among those kept (0, 1)" in capsys.readouterr().err
