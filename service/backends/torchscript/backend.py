@@ -28,11 +28,14 @@ def startup_problem(path: Path, device: str) -> str | None:
     """Why ``path`` cannot be served on ``device``, found without loading the model: a missing file, or a device
     that is unknown or absent (``select_device``). None when neither. ``motionlift serve`` says it in one line
     before starting the server; ``TorchScriptBackend.start`` raises the model process's reason as ``Unavailable``.
-    Imports torch."""
-    from service.backends.torchscript.runner import select_device
-
+    Imports torch only for an explicit CUDA device: ``auto`` and ``cpu`` always resolve, and the gateway process
+    that calls this does not otherwise need torch (the model runs in its own processes)."""
     if not path.is_file():
         return f"model file {path} does not exist; run `bash .ci/setup` or `motionlift export`"
+    if device.strip().lower() in ("auto", "cpu"):
+        return None
+    from service.backends.torchscript.runner import select_device
+
     try:
         select_device(device)
     except ValueError as exc:

@@ -67,3 +67,24 @@ def test_a_killed_model_process_is_restarted_and_the_service_says_so_meanwhile(t
         assert len(backend.pids) == 1 and backend.pids != [pid]
         again = client.post("/lift", json=body)
         assert again.status_code == 200, again.text
+
+
+def test_the_gateway_process_does_not_load_torch(tiny_model: Path) -> None:
+    """`motionlift serve` on the CPU: torch lives in the model process only (the gateway was 262 MiB with it,
+    84 MiB without)."""
+    import subprocess
+    import sys
+
+    from service.bench.process import free_port, wait_ready
+
+    port, rpc = free_port(), free_port()
+    command = [sys.executable, "-m", "service", "serve", "--model", str(tiny_model), "--port", str(port),
+               "--grpc-port", str(rpc), "--log-level", "warning"]  # fmt: skip
+    server = subprocess.Popen(command)
+    try:
+        wait_ready(server, f"http://127.0.0.1:{port}/readyz", 120)
+        maps = Path(f"/proc/{server.pid}/maps").read_text()
+        assert "libtorch" not in maps
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
