@@ -135,17 +135,29 @@ class TorchScriptBackend:
         if not self._live:
             raise Unavailable("no model process is running; one is being restarted")
         instance = await self._idle.get()
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop().run_in_executor(self._executor, instance.run, batch)
         try:
-            out: Array = await loop.run_in_executor(self._executor, instance.run, batch)
+            out: Array = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The caller left, but the batch still runs in its thread and its answer is still coming down the pipe:
+            # the instance is free only once it has arrived, or the next batch would read this one's answer.
+            running.add_done_callback(lambda done: self._release(instance, done))
+            raise
         except Unavailable:
             self._lost(instance)
             raise
         except BaseException:
-            self._idle.put_nowait(instance)  # BackendError (the instance is fine) or a cancelled caller
+            self._idle.put_nowait(instance)  # BackendError: the model failed on this batch, the instance is fine
             raise
         self._idle.put_nowait(instance)
         return out
+
+    def _release(self, instance: Instance, done: asyncio.Future[Array]) -> None:
+        """An abandoned batch finished: its instance serves again, or is replaced if its process died."""
+        if not done.cancelled() and isinstance(done.exception(), Unavailable):
+            self._lost(instance)
+        elif self._idle is not None and not self._closed:
+            self._idle.put_nowait(instance)
 
     def _lost(self, instance: Instance) -> None:
         self._live.discard(instance)

@@ -88,3 +88,30 @@ def test_the_gateway_process_does_not_load_torch(tiny_model: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+def test_a_cancelled_batch_does_not_hand_its_answer_to_the_next(tiny_model: Path) -> None:
+    """The caller of a long batch goes away; the batch still runs in the model process. The next batch waits for
+    that instance and gets its own answer, not the abandoned one's."""
+    big = np.zeros((64, 243, 17, 3), np.float32)
+    small = np.random.default_rng(1).normal(size=(1, 27, 17, 3)).astype(np.float32)
+
+    async def run() -> tuple[Array, list[Array]]:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, instances=2)
+        await backend.start()
+        try:
+            alone = await backend.infer(small)
+            abandoned = asyncio.create_task(backend.infer(big))
+            await asyncio.sleep(0.2)  # the big batch is in one model process now
+            abandoned.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await abandoned
+            # Both instances are asked at once: the busy one must not be handed out before its answer is read.
+            return alone, list(await asyncio.gather(*(backend.infer(small) for _ in range(4))))
+        finally:
+            await backend.close()
+
+    alone, after = asyncio.run(run())
+    for out in after:
+        assert out.shape == (1, 27, 17, 3)
+        np.testing.assert_array_equal(out, alone)
