@@ -74,7 +74,7 @@ def create_app(
     _add_error_handlers(app)
     add_probes(app, lifter)
     add_lift(app, lifter, reader)
-    add_upload(app, lifter)
+    add_upload(app, lifter, reader)
     openapi.install(app, lifter)
     return app
 

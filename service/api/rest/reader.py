@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, TypeVar
 
 from service.api.rest import body as lift_body
 from service.api.rest.body import LiftBody
@@ -33,6 +33,7 @@ from service.core.windows import Capacity
 from service.errors import Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INLINE_BYTES: Final = lift_body.INLINE_BYTES
 PROCESS_BYTES: Final = 1 << 20
@@ -81,25 +82,31 @@ class BodyReader:
         self._busy += 1
 
     async def parse(self, content: bytes, *, reserved: bool) -> LiftBody:
-        """``content`` parsed where its size says; ``reserved``: the caller holds a process (``reserve``)."""
+        """``content`` parsed where its size says; ``reserved``: the caller holds a process (``reserve``). A body
+        that could never be queued is refused where it is parsed (``body.parse_within``)."""
+        return await self.read(lift_body.parse_within, content, self._capacity(), reserved=reserved)
+
+    async def read(self, fn: Callable[..., T], content: bytes, *args: object, reserved: bool = False) -> T:
+        """``fn(content, *args)`` where ``content``'s size says (the module's rule: the loop, a thread, a process);
+        ``fn`` and its arguments and result must pickle. A large body without a reservation takes a process now,
+        or is refused with ``Overloaded``."""
         if len(content) <= INLINE_BYTES:
-            return lift_body.parse(content)
+            return fn(content, *args)
         if len(content) <= PROCESS_BYTES:
-            return await asyncio.to_thread(lift_body.parse, content)
+            return await asyncio.to_thread(fn, content, *args)
         if reserved:
-            return await self._in_process(content)
+            return await self._in_process(fn, content, *args)
         self._take()  # a large body that did not say its size (chunked): a process now, or 503
         try:
-            return await self._in_process(content)
+            return await self._in_process(fn, content, *args)
         finally:
             self._busy -= 1
 
-    async def _in_process(self, content: bytes) -> LiftBody:
+    async def _in_process(self, fn: Callable[..., T], content: bytes, *args: object) -> T:
         if self._pool is None:
             raise Unavailable("the service is not reading bodies (not started, or shutting down)")
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, lift_body.parse_within, content, self._capacity())
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, content, *args)
         except BrokenProcessPool:
             log.error("a body reader process died (out of memory?); restarting them")
             self._pool.shutdown(wait=False, cancel_futures=True)

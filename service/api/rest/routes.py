@@ -104,7 +104,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
         try:
             check_media(request.headers)
             lifter.admit(door=False)  # the door (protocol.py) admitted it; this catches servers without it
-            with reader.reserve(_declared_length(request.headers)) as reserved:
+            with reader.reserve(declared_length(request.headers)) as reserved:
                 content = await request.body()
                 parsed = await reader.parse(content, reserved=reserved)
         except LiftError as exc:
@@ -120,7 +120,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
 
 
-def _declared_length(headers: Headers) -> int | None:
+def declared_length(headers: Headers) -> int | None:
     value = headers.get("content-length", "")
     return int(value) if value.isdigit() else None
 

@@ -9,13 +9,13 @@ are query parameters too (``format``, ``image_size=W,H``, ``flip``, ``rootrel``,
 become tracks (tracking where the file's ids are missing or broken), so the answer has one track per person with
 the video frame it starts at, its frames, and the frames that were filled rather than detected.
 
-The file is read in a worker thread; reading holds the GIL (the readers are Python), so files are capped at
-``UPLOAD_BYTES`` (about 30,000 frames of one person from AlphaPose), well under ``--max-body-bytes``.
+The file is read where its size says, as ``POST /lift`` bodies are (``reader.py``: on the loop up to 64 KiB, in a
+thread up to 1 MiB, beyond in a body reader process, whose GIL is not the loop's); files are capped at
+``UPLOAD_BYTES`` (about 30,000 frames of one person from AlphaPose).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Final
@@ -26,7 +26,8 @@ from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from service.api.rest.routes import JSON_OPTIONS, Responses, answer, errors
+from service.api.rest.reader import BodyReader
+from service.api.rest.routes import JSON_OPTIONS, Responses, answer, declared_length, errors
 from service.core.lifter import Lifter
 from service.core.options import FIELD_DOCS, FORMATS, LIFT_FIELDS, LiftOptions
 from service.core.tracks import Track
@@ -83,7 +84,7 @@ OPENAPI: Final = {
 }
 
 
-def add_upload(app: FastAPI, lifter: Lifter) -> None:
+def add_upload(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     """Register ``POST /lift/file`` over ``lifter``; errors are ``LiftError``s, answered by the app's handler."""
 
     @app.post(
@@ -99,12 +100,13 @@ def add_upload(app: FastAPI, lifter: Lifter) -> None:
             params = dict(request.query_params)
             policy = track_policy(params)
             source, options = query(params)
-            content = await _content(request)
-            read = await asyncio.to_thread(read_file, content, source, options, policy)
+            with reader.reserve(declared_length(request.headers)) as reserved:
+                content = await _content(request)
+                read = await reader.read(read_file, content, source, options, policy, reserved=reserved)
+            lift_options = LiftOptions.from_mapping({**read.options, **options, "format": read.layout})
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
         tracks = [Track(t.id, t.keypoints, f"tracks[{i}].keypoints") for i, t in enumerate(read.tracks)]
-        lift_options = LiftOptions.from_mapping({**read.options, **options, "format": read.layout})
         result = await lifter.lift(tracks, lift_options, protocol="rest")
         payload = answer(result, request.state.request_id, lifter, ids=[t.id for t in read.tracks])
         payload["input"] = {"source": read.source, "format": read.layout, "frames": read.frames}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -103,3 +104,24 @@ def test_a_multipart_body_without_the_file_or_broken_is_refused_naming_file(serv
         timeout=30,
     )
     assert broken.status_code in (400, 422) and broken.json()["error"]["field"] == "file", broken.text
+
+
+def test_a_large_file_is_read_in_a_reader_process_and_its_mistakes_still_name_the_element(served: Served) -> None:
+    from service.api.rest.reader import PROCESS_BYTES
+    from tests.data import walk
+
+    frames = walk(1900)
+    detections: list[dict[str, Any]] = [  # two people, 5,000 px apart, no ids: the reader tracks them
+        {"image_id": f, "category_id": 1, "keypoints": [v for x, y, s in pose for v in (x + dx, y, s)], "score": 0.9}
+        for f, pose in enumerate(frames)
+        for dx in (0.0, 5000.0)
+    ]
+    content = json.dumps(detections).encode()
+    assert len(content) > PROCESS_BYTES  # read by a body reader process, off the loop's GIL
+    ok = httpx.post(f"{served.rest_url}/lift/file?source=coco&image_size=1920,1080", content=content, timeout=60)
+    assert ok.status_code == 200, ok.text
+    assert [(t["start"], t["frames"], t["filled"]) for t in ok.json()["tracks"]] == [(0, 1900, [])] * 2
+    detections[5]["keypoints"][4] = -0.5  # becomes a NaN score below, inside a large file
+    bad = json.dumps(detections).encode().replace(b"-0.5", b"NaN")
+    refused = httpx.post(f"{served.rest_url}/lift/file?source=coco", content=bad, timeout=60)
+    assert refused.status_code in (400, 422) and refused.json()["error"]["field"] == "file", refused.text
