@@ -11,7 +11,6 @@ core's preparation and merging, admission) in microseconds, and the model proces
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,8 @@ import numpy as np
 from service.bench.load import ServerProcess, request_body
 from service.bench.overload import hey
 from service.bench.probe import Probe
+from service.bench.procs import children, cpu_s
 from service.bench.table import render
-
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -36,24 +34,6 @@ class Served:
     health_p99_ms: float
     gateway_us: float  # gateway CPU per answered request
     model_ms: float  # model processes' CPU per answered request
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the model processes of a server)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
 
 
 def serve_one(name: str, model: Path, flags: list[str], body: bytes, clients: int, seconds: float) -> Served:

@@ -16,6 +16,7 @@ from typing import Any
 
 from service.bench.load import ServerProcess, request_body
 from service.bench.probe import Probe, Probes, summary
+from service.bench.procs import descendants, rss_kib
 from service.bench.table import render
 
 
@@ -29,29 +30,6 @@ def big_body(tracks: int, frames: int) -> bytes:
     return b'{"format":"coco","image_size":[1920,1080],"tracks":[' + tracks_json + b"]}"
 
 
-def _rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` (KiB), 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid``'s child processes and theirs (the body readers run under a forkserver)."""
-    out: list[int] = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
-    for child in map(int, children):
-        out += [child, *_descendants(child)]
-    return out
-
-
 @dataclass
 class Memory:
     """Peak RSS (KiB) of the server process and of its child processes together, sampled until ``done``."""
@@ -62,8 +40,8 @@ class Memory:
 
     def sample(self, pid: int, every_s: float = 0.05) -> None:
         while not self.done:
-            self.server = max(self.server, _rss_kib(pid))
-            self.children = max(self.children, sum(_rss_kib(c) for c in _descendants(pid)))
+            self.server = max(self.server, rss_kib(pid))
+            self.children = max(self.children, sum(rss_kib(c) for c in descendants(pid)))
             time.sleep(every_s)
 
 
@@ -85,7 +63,7 @@ def run(model: Path, *, tracks: int, frames: int, quiet_s: float = 2.0, serve_fl
     server = ServerProcess(model, serve_flags)
     try:
         server.wait_ready()
-        before = _rss_kib(server.proc.pid), sum(_rss_kib(c) for c in _descendants(server.proc.pid))
+        before = rss_kib(server.proc.pid), sum(rss_kib(c) for c in descendants(server.proc.pid))
         probe = Probe(server.url, request_body(27, flip=True))
         probe.start()
         time.sleep(quiet_s)  # the probes' quiet baseline
@@ -121,7 +99,7 @@ def _report(
             f"slowest probe while the large request was handled: {worst:.1f} ms",
             f"server RSS {before[0] / 1024:.0f} MiB -> peak {memory.server / 1024:.0f} MiB "
             f"(+{server_growth:.0f} MiB = {server_growth / mib:.2f} x the body)",
-            f"body readers RSS {before[1] / 1024:.0f} MiB -> peak {memory.children / 1024:.0f} MiB "
+            f"body readers + model RSS {before[1] / 1024:.0f} MiB -> peak {memory.children / 1024:.0f} MiB "
             f"(+{children_growth:.0f} MiB = {children_growth / mib:.2f} x the body)",
         ]
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.bench.procs import descendants, rss_kib
 from service.bench.soak_clients import DRAIN_S, KINDS, Plan, Tally, WorkerReport, work
 from service.bench.soak_report import Sample, Soak, report
 
@@ -59,40 +60,15 @@ def sample(pid: int) -> Sample:
     readers: a leak there is the service's too), its open file descriptors and threads, from ``/proc``;
     ``RuntimeError`` when it has exited."""
     try:
-        status = _status(pid)
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        status = dict(line.split(":", 1) for line in lines if ":" in line)
         return Sample(
-            rss_kib=_rss_kib(status) + sum(_rss_kib(_status(p)) for p in descendants(pid)),
+            rss_kib=int(status["VmRSS"].split()[0]) + sum(rss_kib(p) for p in descendants(pid)),  # zombie: KeyError
             open_files=len(os.listdir(f"/proc/{pid}/fd")),
             threads=int(status["Threads"]),
         )
     except (FileNotFoundError, KeyError):
         raise RuntimeError(f"the server (pid {pid}) exited during the soak") from None
-
-
-def _status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line)
-
-
-def _rss_kib(status: dict[str, str]) -> int:
-    return int(status["VmRSS"].split()[0])  # a zombie has no VmRSS: KeyError
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children, their children...), alive now."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        parents.setdefault(parent, []).append(int(stat.parent.name))
-    found, todo = [], list(parents.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(parents.get(child, []))
-    return sorted(found)
 
 
 def settle(pid: int, baseline: int, seconds: float) -> tuple[Sample, float | None]:

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-from service.bench.soak import descendants, sample
+from service.bench.procs import descendants
+from service.bench.soak import sample
 from tests.servers import until
 
 SLEEPER = "import time; time.sleep(30)"

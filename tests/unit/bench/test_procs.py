@@ -1,4 +1,4 @@
-"""What bench batching reads from /proc: a process's CPU seconds and its children (the model processes)."""
+"""What benchmarks read from /proc (service/bench/procs.py): a process's CPU seconds and its children."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from service.bench.batching import children, cpu_s
+from service.bench.procs import children, cpu_s
 
 
 def test_cpu_seconds_grow_with_work_and_children_are_found() -> None:
