@@ -33,7 +33,6 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
     lift.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
                       help="layout of the file (default: detected)")  # fmt: skip
     add_option_flags(lift)
-    add_policy_flags(lift)
     lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
     lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
 
@@ -53,27 +52,6 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=int if kind == "int" else str, default=None, help=doc)
 
 
-def add_policy_flags(parser: argparse.ArgumentParser) -> None:
-    """The track policy of ``service.formats.policy``: which people of a detector file are lifted."""
-    from service.formats.policy import MIN_TRACK_FRAMES, PERSONS
-    from service.formats.tracking import MAX_GAP
-
-    parser.add_argument(
-        "--min-track-frames",
-        type=int,
-        default=MIN_TRACK_FRAMES,
-        help=f"a track needs this many detected frames (default {MIN_TRACK_FRAMES}, about a second)",
-    )
-    parser.add_argument(
-        "--max-gap-frames",
-        type=int,
-        default=MAX_GAP,
-        help=f"longer gaps without a detection end a track (default {MAX_GAP}); shorter ones are filled",
-    )
-    parser.add_argument("--person", default="all",
-                        help=f"{', '.join(PERSONS)} or a track id (default all)")  # fmt: skip
-
-
 def _fail(message: str, code: int) -> int:
     print(f"motionlift lift: {message}", file=sys.stderr)
     return code
@@ -81,47 +59,33 @@ def _fail(message: str, code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from service.client import MotionLiftClient
-    from service.errors import LiftError
+    from service.errors import InvalidInput, LiftError
     from service.formats import KeypointFileError, read_keypoints
-    from service.formats.policy import TrackPolicy, select
+    from service.formats.policy import file_options, reading_gap
 
     if args.out is not None and args.out.suffix not in (".json", ".npy"):
         return _fail(f"--out must end in .json or .npy, got {args.out}", 2)
     source = None if args.input_format == "auto" else args.input_format
+    flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
     try:
         size = None if args.image_size is None else (args.image_size[0], args.image_size[1])
-        policy = TrackPolicy(args.min_track_frames, args.max_gap_frames, args.person).check()
-        data = read_keypoints(args.input, source, args.format, image_size=size, max_gap=policy.max_gap_frames)
-        data = select(data, policy, size)
-    except KeypointFileError as exc:
+        data = read_keypoints(args.input, source, args.format, image_size=size, max_gap=reading_gap(flags))
+    except (KeypointFileError, InvalidInput) as exc:
         return _fail(str(exc), 2)
-    flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
-    options = {**data.options, **flags, "format": data.layout}  # the file's own options, then the flags
-    sequences = [t.keypoints for t in data.tracks]
-    keypoints, tracks = (sequences[0], None) if data.single else (None, {t.id: t.keypoints for t in data.tracks})
+    options = file_options(data, flags)  # the file's own options, then the flags, then the file defaults
+    if data.single:
+        keypoints, tracks = data.tracks[0].keypoints, None
+    else:
+        keypoints, tracks = None, {t.id: {"keypoints": t.keypoints, "start": t.start} for t in data.tracks}
     try:
         with MotionLiftClient(args.url or (None if args.grpc else DEFAULT_URL), grpc=args.grpc) as client:
             answer = client.lift(keypoints, tracks=tracks, timeout_s=args.timeout, **options)
     except LiftError as exc:
         field = f" at {exc.field}" if exc.field else ""
         return _fail(f"{type(exc).__name__}{field}: {exc.message}", 1)
-    frames = sum(len(t.joints3d) for t in answer.tracks)
-    print(
-        f"lifted {len(answer.tracks)} track(s), {frames} frames over {answer.transport} in "
-        f"{answer.round_trip_ms:.0f} ms (service: {answer.latency.total_ms:.0f} ms, "
-        f"inference {answer.latency.inference_ms:.0f} ms)",
-        file=sys.stderr,
-    )
-    for sequence in data.tracks:
-        filled = _filled(sequence)
-        end = sequence.start + len(sequence.keypoints) - 1
-        print(
-            f"  track {sequence.id}: frames {sequence.start}-{end} ({len(sequence.keypoints)}), "
-            f"{len(sequence.keypoints) - len(filled)} detected, {len(filled)} filled",
-            file=sys.stderr,
-        )
+    _report(answer)
     if args.out is not None and args.out.suffix == ".npy":
-        np.save(args.out, _stacked(data, answer))
+        np.save(args.out, _stacked(data.frames, answer))
     else:
         text = json.dumps(_document(data, answer), separators=(",", ":"))
         if args.out is None:
@@ -131,19 +95,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stacked(data: Any, answer: Any) -> Any:
+def _report(answer: Any) -> None:
+    """What was lifted, on stderr: per track the video frames it covers, detected and filled."""
+    frames = sum(len(t.joints3d) for t in answer.tracks)
+    print(
+        f"lifted {len(answer.tracks)} track(s), {frames} frames over {answer.transport} in "
+        f"{answer.round_trip_ms:.0f} ms (service: {answer.latency.total_ms:.0f} ms, "
+        f"inference {answer.latency.inference_ms:.0f} ms)",
+        file=sys.stderr,
+    )
+    for t in answer.tracks:
+        count = len(t.joints3d)
+        print(
+            f"  track {t.id}: frames {t.start}-{t.start + count - 1} ({count}), {count - len(t.filled)} detected, "
+            f"{len(t.filled)} filled",
+            file=sys.stderr,
+        )
+
+
+def _stacked(frames: int, answer: Any) -> Any:
     """``[T, 17, 3]`` for one track, ``[P, T, 17, 3]`` (NaN outside each track's frames) for several."""
     if len(answer.tracks) == 1:
         return answer.tracks[0].joints3d
-    out = np.full((len(answer.tracks), data.frames, 17, 3), np.nan, np.float32)
-    for p, (sequence, result) in enumerate(zip(data.tracks, answer.tracks, strict=True)):
-        out[p, sequence.start : sequence.start + len(result.joints3d)] = result.joints3d
+    out = np.full((len(answer.tracks), frames, 17, 3), np.nan, np.float32)
+    for p, result in enumerate(answer.tracks):
+        out[p, result.start : result.start + len(result.joints3d)] = result.joints3d
     return out
-
-
-def _filled(sequence: Any) -> list[int]:
-    """The video frames of a track that were filled (interpolated, score 0) rather than detected."""
-    return [sequence.start + int(i) for i in np.flatnonzero(~sequence.detected)]
 
 
 def _floats(array: Any) -> Any:
@@ -161,9 +138,10 @@ def _document(data: Any, answer: Any) -> dict[str, Any]:
     if data.frame_ids:
         out["frame_ids"] = list(data.frame_ids)
     tracks = [
-        {"id": t.id, "start": s.start, "frames": len(t.joints3d), "filled": _filled(s), "joints3d": _floats(t.joints3d)}
+        {"id": t.id, "start": t.start, "frames": len(t.joints3d), "filled": list(t.filled)}
+        | {"joints3d": _floats(t.joints3d)}
         | ({} if t.joints3d_px is None else {"joints3d_px": _floats(t.joints3d_px)})
-        for s, t in zip(data.tracks, answer.tracks, strict=True)
+        for t in answer.tracks
     ]
     if data.single:
         out.update({k: v for k, v in tracks[0].items() if k in ("frames", "joints3d", "joints3d_px")})

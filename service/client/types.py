@@ -45,30 +45,43 @@ class LiftAnswer:
 
 @dataclass(frozen=True)
 class LiftCall:
-    """A lift request, transport-neutral. ``single``: one unnamed sequence (REST ``keypoints``)."""
+    """A lift request, transport-neutral. ``single``: one unnamed sequence (REST ``keypoints``); ``starts``: each
+    track's first video frame (empty: all 0)."""
 
     tracks: tuple[tuple[str | None, Array], ...]
     single: bool
     options: LiftOptions
+    starts: tuple[int, ...] = ()
+
+    def entries(self) -> list[tuple[str | None, Array, int]]:
+        """``(id, keypoints, start)`` per track."""
+        starts = self.starts or (0,) * len(self.tracks)
+        return [(tid, kp, start) for (tid, kp), start in zip(self.tracks, starts, strict=True)]
 
 
 def lift_call(
     keypoints: Any = None, tracks: Mapping[str, Any] | Sequence[Any] | None = None, *, options: LiftOptions
 ) -> LiftCall:
     """Build a ``LiftCall`` from exactly one of ``keypoints`` (one sequence ``[T, J, C]``) or ``tracks``
-    (``{id: [T, J, C]}``, or a list whose ids are its indices); ``InvalidInput`` otherwise. Only the shape is
-    checked here (the packed gRPC wire needs it); the service checks the values."""
+    (``{id: [T, J, C]}``, or a list whose ids are its indices; a value may also be ``{"keypoints": [T, J, C],
+    "start": first_video_frame}``, as in ``POST /lift``); ``InvalidInput`` otherwise. Only the shape is checked
+    here (the packed gRPC wire needs it); the service checks the values."""
     if (keypoints is None) == (tracks is None):
         raise InvalidInput("send exactly one of keypoints (one sequence) or tracks (several)", field="body")
     if keypoints is not None:
+        if options.selects():
+            raise InvalidInput("the track policy chooses among tracks: send tracks, not keypoints", field="tracks")
         return LiftCall(((None, as_array(keypoints, ndim=3, field="keypoints")),), True, options)
     assert tracks is not None
     items = tracks.items() if isinstance(tracks, Mapping) else ((None, t) for t in tracks)
-    arrays = tuple(
-        (None if tid is None else str(tid), as_array(kp, ndim=3, field=f"tracks[{i}].keypoints"))
-        for i, (tid, kp) in enumerate(items)
-    )
-    return LiftCall(arrays, False, options)
+    arrays, starts = [], []
+    for i, (tid, value) in enumerate(items):
+        kp, start = (value.get("keypoints"), value.get("start", 0)) if isinstance(value, Mapping) else (value, 0)
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise InvalidInput(f"must be an integer, got {start!r:.40}", field=f"tracks[{i}].start")
+        arrays.append((None if tid is None else str(tid), as_array(kp, ndim=3, field=f"tracks[{i}].keypoints")))
+        starts.append(start)
+    return LiftCall(tuple(arrays), False, options, tuple(starts) if any(starts) else ())
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,10 @@ def rest_body(call: LiftCall) -> bytes:
     if call.single:
         body["keypoints"] = call.tracks[0][1].tolist()
     else:
-        body["tracks"] = [{"keypoints": kp.tolist(), **({} if tid is None else {"id": tid})} for tid, kp in call.tracks]
+        body["tracks"] = [
+            {"keypoints": kp.tolist(), **({} if tid is None else {"id": tid}), **({"start": start} if start else {})}
+            for tid, kp, start in call.entries()
+        ]
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -58,7 +61,13 @@ def rest_answer(payload: Mapping[str, Any], round_trip_ms: float) -> LiftAnswer:
     return LiftAnswer(
         request_id=payload["request_id"],
         tracks=tuple(
-            TrackResult(str(t["id"]), np.asarray(t["joints3d"], np.float32), _maybe(t.get("joints3d_px")))
+            TrackResult(
+                str(t["id"]),
+                np.asarray(t["joints3d"], np.float32),
+                _maybe(t.get("joints3d_px")),
+                int(t.get("start", 0)),
+                tuple(int(f) for f in t.get("filled", ())),
+            )
             for t in tracks
         ),
         joint_names=tuple(payload["joint_names"]),
@@ -96,8 +105,9 @@ def lift_request(call: LiftCall) -> pb.LiftRequest:
             keypoints=pb.Keypoints(
                 frames=kp.shape[0], joints=kp.shape[1], channels=kp.shape[2], values=kp.ravel().tolist()
             ),
+            start=start,
         )
-        for tid, kp in call.tracks
+        for tid, kp, start in call.entries()
     ]
     return pb.LiftRequest(tracks=tracks, **_fields(asdict(call.options)))
 
@@ -117,7 +127,13 @@ def _model(message: pb.ModelRef) -> dict[str, Any]:
 def lift_answer(response: pb.LiftResponse, round_trip_ms: float) -> LiftAnswer:
     """Decode a ``LiftResponse``."""
     tracks = tuple(
-        TrackResult(t.id, _joints(t.joints3d), _joints(t.joints3d_px) if t.HasField("joints3d_px") else None)
+        TrackResult(
+            t.id,
+            _joints(t.joints3d),
+            _joints(t.joints3d_px) if t.HasField("joints3d_px") else None,
+            t.start,
+            tuple(t.filled),
+        )
         for t in response.tracks
     )
     return LiftAnswer(

@@ -10,12 +10,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from service.config import Settings
-from service.core import keypoints, windows
+from service.core import keypoints, selection, windows
 from service.core.admission import Door
 from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
@@ -259,11 +259,13 @@ class Lifter:
     def _prepare(
         self, tracks: Sequence[Track], options: LiftOptions, window: int, overlap: int
     ) -> tuple[list[_Prepared], list[Array]]:
-        """Validate and normalise every track and cut it into windows (all tracks' windows in one list)."""
+        """Validate every track, keep those the track policy selects (``service.core.selection``), normalise them
+        and cut them into windows (all tracks' windows in one list)."""
+        checked = [replace(t, keypoints=self._check(t, options)) for t in tracks]
         prepared: list[_Prepared] = []
         inputs: list[Array] = []
-        for track in tracks:
-            x = self._normalise(track, options)
+        for track in selection.select(checked, options):
+            x = keypoints.normalise(track.keypoints, options, field=track.field)
             spans = windows.plan(len(x), window, overlap)
             prepared.append(_Prepared(track, len(x), spans, len(inputs)))
             inputs.extend(x[s:e] for s, e in spans)
@@ -297,11 +299,10 @@ class Lifter:
             return min(self.settings.overlap, window - 1)
         return window // 4
 
-    def _normalise(self, track: Track, options: LiftOptions) -> Array:
-        raw = check_sequence(
+    def _check(self, track: Track, options: LiftOptions) -> Array:
+        return check_sequence(
             track.keypoints, format=options.format, field=track.field, max_frames=self.settings.max_frames
         )
-        return keypoints.normalise(raw, options, field=track.field)
 
     def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
         own = outputs[p.first : p.first + len(p.spans)]
@@ -313,4 +314,5 @@ class Lifter:
         for array in (joints, pixels):  # never an impossible answer: a 500 (logged, counted), not a 200
             if array is not None and not np.isfinite(array).all():
                 raise BackendError(f"the model answered values that are not finite for track {p.track.id!r}")
-        return TrackResult(p.track.id, joints, pixels)
+        filled = tuple(p.track.start + int(i) for i in np.flatnonzero(~selection.detected(p.track.keypoints)))
+        return TrackResult(p.track.id, joints, pixels, p.track.start, filled)

@@ -43,6 +43,11 @@ DEFAULT_EXPIRY_S: Final = 10.0
 # Pixels per image side: from one pixel to far beyond any video (16K is 15,360 wide); outside it the pixel
 # normalisation's arithmetic is meaningless (1e-30 or 1e308 once gave NaN answers).
 IMAGE_SIDE: Final = (1.0, 100_000.0)
+# The track policy's frame counts and person names (``service.core.selection``): a bound far past any request's
+# frames, and the track id's limit (``service.core.tracks.MAX_ID_CHARS``).
+MAX_SELECTION_FRAMES: Final = 1_000_000
+MAX_PERSON_CHARS: Final = 128
+SELECTION_FIELDS: Final = ("min_track_frames", "max_gap_frames", "person")
 
 FIELD_DOCS: Final[dict[str, str]] = {
     "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "
@@ -60,9 +65,21 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "mode": "causal: frame t from the window ending at t; lookahead: once frame t + lookahead arrived",
     "lookahead": "later frames a look-ahead stream waits for (>= 1, < window); 0 in causal mode",
     "track_expiry_s": "seconds of silence after which a stream forgets a track; default 10",
+    "min_track_frames": "a track needs this many detected frames (a frame is detected unless all its scores are 0); "
+    "default: none for tracks you send, 30 (about a second) for detector files",
+    "max_gap_frames": "cut tracks around gaps of more than this many undetected frames (the pieces are named "
+    "<id>-2, <id>-3...) and trim undetected ends; default: tracks whole for tracks you send, 30 for detector files",
+    "person": "which tracks to lift: all (default), longest (most detected frames), largest (mean box), "
+    "most-central, or one track's id",
     "policy": "latest (default: for live video, a newer frame replaces a waiting one, skipped frames are counted) "
     "or all (for files and recordings: every frame is answered and the sender is slowed down instead)",
 }
+
+
+NO_STREAM_SELECTION: Final = (
+    "a stream answers every track it is sent, frame by frame; the track policy (min_track_frames, max_gap_frames, "
+    "person) is for whole sequences"
+)
 
 
 def _choice(value: object, choices: tuple[str, ...], field: str, what: str) -> str:
@@ -107,6 +124,9 @@ class LiftOptions:
     rootrel: bool = False
     pixels: bool | None = None
     overlap: int | None = None
+    min_track_frames: int | None = None
+    max_gap_frames: int | None = None
+    person: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
@@ -153,6 +173,29 @@ class LiftOptions:
                 f"overlap must be between 0 and {window - 1} frames (window {window}), got {self.overlap}",
                 field=prefix + "overlap",
             )
+        self._check_selection(prefix)
+
+    def _check_selection(self, prefix: str) -> None:
+        """The track policy's ranges (``service.core.selection`` applies it)."""
+        if self.min_track_frames is not None and not 1 <= self.min_track_frames <= MAX_SELECTION_FRAMES:
+            raise InvalidInput(
+                f"min_track_frames must be between 1 and {MAX_SELECTION_FRAMES}, got {self.min_track_frames}",
+                field=prefix + "min_track_frames",
+            )
+        if self.max_gap_frames is not None and not 0 <= self.max_gap_frames <= MAX_SELECTION_FRAMES:
+            raise InvalidInput(
+                f"max_gap_frames must be between 0 and {MAX_SELECTION_FRAMES}, got {self.max_gap_frames}",
+                field=prefix + "max_gap_frames",
+            )
+        if self.person is not None and not 1 <= len(self.person) <= MAX_PERSON_CHARS:
+            raise InvalidInput(
+                f"person is all, longest, largest, most-central or a track id of 1 to {MAX_PERSON_CHARS} characters",
+                field=prefix + "person",
+            )
+
+    def selects(self) -> bool:
+        """Whether any track policy setting is given (a stream and a single sequence take none)."""
+        return any(v is not None for v in (self.min_track_frames, self.max_gap_frames, self.person))
 
 
 @dataclass(frozen=True)
@@ -177,6 +220,9 @@ class StreamOptions:
             raise InvalidInput(
                 "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
             )
+        for name in SELECTION_FIELDS:
+            if name in lift:
+                raise InvalidInput(NO_STREAM_SELECTION, field=prefix + name)
         own = _typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
         if "mode" in own:
             own["mode"] = parse_mode(own["mode"], field=prefix + "mode")
@@ -192,6 +238,9 @@ class StreamOptions:
             raise InvalidInput(
                 "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
             )
+        if lift.selects():
+            given = next(n for n in SELECTION_FIELDS if getattr(lift, n) is not None)
+            raise InvalidInput(NO_STREAM_SELECTION, field=prefix + given)
         lift.check(window=model_window, prefix=prefix)
         if lift.resolved_normalization() == "crop":
             raise InvalidInput(
@@ -262,6 +311,9 @@ LIFT_FIELDS: Final[dict[str, str]] = {
     "rootrel": "bool",
     "pixels": "bool",
     "overlap": "int",
+    "min_track_frames": "int",
+    "max_gap_frames": "int",
+    "person": "str",
 }
 STREAM_FIELDS: Final[dict[str, str]] = {
     "window": "int",

@@ -16,11 +16,15 @@ COUNTS: Final = ("batch_size", "batches", "windows")
 
 @dataclass(frozen=True)
 class TrackResult:
-    """One track's answer: ``joints3d`` ``[T, 17, 3]`` normalised; ``joints3d_px`` when pixels were asked."""
+    """One track's answer: ``joints3d`` ``[T, 17, 3]`` normalised; ``joints3d_px`` when pixels were asked;
+    ``start``, the video frame of its first frame, and ``filled``, the video frames it has that were not
+    detected (``service.core.selection``)."""
 
     id: str
     joints3d: Array
     joints3d_px: Array | None
+    start: int = 0
+    filled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,21 +14,28 @@ from service.core.backend import Array
 from service.errors import InvalidInput
 
 MAX_ID_CHARS: Final = 128
+MAX_START: Final = 2**31 - 1  # a video frame number; int32 on every wire
 
 
 @dataclass(frozen=True)
 class Track:
-    """One person's keypoint sequence ``[T, J, C]`` as received (the core checks it); ``field`` names it in
-    error messages (``tracks[1].keypoints``)."""
+    """One person's keypoint sequence ``[T, J, C]`` as received (the core checks it), from video frame ``start``
+    on; ``field`` names it in error messages (``tracks[1].keypoints``)."""
 
     id: str
     keypoints: Array
     field: str = "keypoints"
+    start: int = 0  # the video frame of its first frame: answers number frames from it (``filled``)
 
     @property
     def id_field(self) -> str:
         """Where the track's id is in the request: ``tracks[1].id`` (or ``id`` for a single sequence)."""
         return self.field.removesuffix("keypoints") + "id"
+
+    @property
+    def start_field(self) -> str:
+        """Where the track's start frame is in the request: ``tracks[1].start``."""
+        return self.field.removesuffix("keypoints") + "start"
 
 
 def check_id(value: str, *, field: str) -> str:
@@ -52,6 +59,10 @@ def check_tracks(tracks: Sequence[Track], *, max_tracks: int) -> None:
     seen: set[str] = set()
     for track in tracks:
         check_id(track.id, field=track.id_field)
+        if not 0 <= track.start <= MAX_START:
+            raise InvalidInput(
+                f"start is a video frame from 0 to {MAX_START}, got {track.start}", field=track.start_field
+            )
         if track.id in seen:
             raise InvalidInput(f"track id {track.id!r} appears twice; ids must be unique", field=track.id_field)
         seen.add(track.id)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from service.core.options import FORMATS
-from service.formats import alphapose, body, coco, mediapipe, mmpose, openpose, yolo
+from service.formats import alphapose, archive, body, coco, mediapipe, mmpose, openpose, yolo
 from service.formats.detections import Detections, KeypointFileError
 from service.formats.tracking import MAX_GAP, TrackSequence, build_tracks
 
@@ -88,10 +88,21 @@ def read_keypoints(
         if path.is_dir():
             data, names = _folder(path)
             return parse(data, source or "openpose", layout, image_size=image_size, frame_ids=names, max_gap=max_gap)
+        if path.suffix.lower() == ".zip":
+            data, ids = archive.unpack(_bytes(path))
+            source = source or ("openpose" if ids is not None else None)
+            return parse(data, source, layout, image_size=image_size, frame_ids=ids, max_gap=max_gap)
         data = _json(path)
         return parse(data, source, layout, image_size=image_size, max_gap=max_gap)
     except KeypointFileError as exc:
         raise KeypointFileError(f"{path}: {exc}") from None
+
+
+def _bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeypointFileError(f"cannot read it: {exc.strerror or exc}") from None
 
 
 def _json(path: Path) -> Any:

@@ -104,8 +104,18 @@ def _options(message: pb.LiftRequest | pb.StreamConfig, prefix: str) -> LiftOpti
         flip=message.flip if message.HasField("flip") else True,
         rootrel=message.rootrel,
         pixels=message.pixels if message.HasField("pixels") else None,
-        overlap=message.overlap if isinstance(message, pb.LiftRequest) and message.HasField("overlap") else None,
+        overlap=_optional(message, "overlap"),
+        min_track_frames=_optional(message, "min_track_frames"),
+        max_gap_frames=_optional(message, "max_gap_frames"),
+        person=message.person if isinstance(message, pb.LiftRequest) and message.HasField("person") else None,
     )
+
+
+def _optional(message: pb.LiftRequest | pb.StreamConfig, name: str) -> int | None:
+    """A ``LiftRequest``'s optional integer field, None when unset (a ``StreamConfig`` has none of these)."""
+    if isinstance(message, pb.LiftRequest) and message.HasField(name):
+        return int(getattr(message, name))
+    return None
 
 
 def lift_input(request: pb.LiftRequest) -> tuple[list[Track], LiftOptions]:
@@ -113,7 +123,7 @@ def lift_input(request: pb.LiftRequest) -> tuple[list[Track], LiftOptions]:
     tracks = []
     for i, track in enumerate(request.tracks):
         field = f"tracks[{i}].keypoints"
-        tracks.append(Track(track.id or str(i), keypoints_array(track.keypoints, field), field))
+        tracks.append(Track(track.id or str(i), keypoints_array(track.keypoints, field), field, track.start))
     return tracks, _options(request, "")
 
 
@@ -165,6 +175,8 @@ def lift_response(result: LiftResult, request_id: str, info: ModelInfo) -> pb.Li
                 id=track.id,
                 joints3d=_joints(track.joints3d),
                 joints3d_px=None if track.joints3d_px is None else _joints(track.joints3d_px),
+                start=track.start,
+                filled=track.filled,
             )
             for track in result.tracks
         ],

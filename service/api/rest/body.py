@@ -14,13 +14,13 @@ from typing import Final
 import orjson
 
 from service.core.arrays import as_array
-from service.core.options import LIFT_FIELDS, LiftOptions
+from service.core.options import LIFT_FIELDS, SELECTION_FIELDS, LiftOptions
 from service.core.tracks import Track
 from service.core.windows import Capacity
 from service.errors import BadRequest, InvalidInput
 
 INLINE_BYTES: Final = 64 * 1024  # smaller bodies parse on the loop: a thread hop would cost more than the parse
-TRACK_KEYS: Final = ("id", "keypoints")
+TRACK_KEYS: Final = ("id", "keypoints", "start")
 BODY_KEYS: Final = ("keypoints", "tracks", *LIFT_FIELDS)
 
 
@@ -48,6 +48,9 @@ def parse(body: bytes) -> LiftBody:
         raise InvalidInput("send exactly one of keypoints (one sequence) or tracks (several)", field="body")
     options = LiftOptions.from_mapping(data)
     if keypoints is not None:
+        if options.selects():
+            given = next(n for n in SELECTION_FIELDS if getattr(options, n) is not None)
+            raise InvalidInput("the track policy chooses among tracks: send tracks, not keypoints", field=given)
         return LiftBody([Track("0", as_array(keypoints, ndim=3, field="keypoints"))], options, None)
     if not isinstance(tracks, list) or not tracks:
         raise InvalidInput("expected a non-empty list of {id, keypoints}", field="tracks")
@@ -64,7 +67,7 @@ def parse(body: bytes) -> LiftBody:
         if track.get("keypoints") is None:
             raise InvalidInput("required", field=f"{where}.keypoints")
         array = as_array(track["keypoints"], ndim=3, field=f"{where}.keypoints")
-        parsed.append(Track(str(ids[-1]), array, f"{where}.keypoints"))
+        parsed.append(Track(str(ids[-1]), array, f"{where}.keypoints", _start(track.get("start"), f"{where}.start")))
     return LiftBody(parsed, options, ids)
 
 
@@ -91,6 +94,17 @@ def _track_id(value: object, index: int, field: str) -> str | int:
         raise InvalidInput("a track id is a string or an integer", field=field)
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise InvalidInput("an integer track id must be within int64", field=field)
+    return value
+
+
+def _start(value: object, field: str) -> int:
+    """A track's first video frame: an integer (7.0 is 7, as for ids), 0 when not sent; its range is the core's."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"must be an integer (the video frame the track starts at), got {value!r:.40}", field=field)
     return value
 
 

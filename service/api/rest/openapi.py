@@ -23,8 +23,8 @@ from service.config import Settings
 from service.core.arrays import COORDINATE_LIMIT
 from service.core.keypoints import CROP_MIN_VALID_JOINTS
 from service.core.lifter import Lifter
-from service.core.options import FORMATS
-from service.core.tracks import MAX_ID_CHARS
+from service.core.options import FORMATS, SELECTION_FIELDS
+from service.core.tracks import MAX_ID_CHARS, MAX_START
 from service.errors import LiftError
 
 SCHEMAS: Final = "#/components/schemas/"
@@ -33,6 +33,18 @@ KEYPOINTS_DOC: Final = (
     "the order of `format`. Send exactly one of `keypoints` and `tracks`"
 )
 TRACKS_DOC: Final = "several sequences (persons), each {id, keypoints}; send exactly one of `keypoints` and `tracks`"
+
+
+START: Final = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": MAX_START,
+    "description": "the video frame of the track's first frame; answers number frames from it (default 0)",
+}
+NO_SELECTION: Final = {
+    name: {"type": "null", "description": "the track policy chooses among tracks: send tracks"}
+    for name in SELECTION_FIELDS
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -91,7 +103,7 @@ def keypoint_components(max_frames: int) -> dict[str, dict[str, Any]]:
             "type": "object",
             "additionalProperties": False,
             "required": ["keypoints"],
-            "properties": {"id": _ref("TrackId"), "keypoints": _ref(f"Keypoints_{name}")},
+            "properties": {"id": _ref("TrackId"), "keypoints": _ref(f"Keypoints_{name}"), "start": START},
         }
     return out
 
@@ -106,7 +118,12 @@ def _shapes(max_tracks: int) -> list[dict[str, Any]]:
             {
                 "title": f"{name}: one sequence",
                 "required": ["keypoints"],
-                "properties": {"format": fmt, "keypoints": _ref(f"Keypoints_{name}"), "tracks": {"type": "null"}},
+                "properties": {
+                    "format": fmt,
+                    "keypoints": _ref(f"Keypoints_{name}"),
+                    "tracks": {"type": "null"},
+                    **NO_SELECTION,
+                },
             }
         )
         tracks = {"type": "array", "minItems": 1, "maxItems": max_tracks, "items": _ref(f"Track_{name}")}
@@ -170,6 +187,9 @@ def lift_description(settings: Settings) -> str:
         f"the whole sequence's joints, so it refuses a sequence whose joints span no box: fewer than "
         f"{CROP_MIN_VALID_JOINTS} joints with a non-zero score over the sequence, or all of them at one point "
         "(send `image_size` for pixel normalisation, or normalised input with `normalization: none`);\n"
+        "- the track policy (`min_track_frames`, `max_gap_frames`, `person`; for `tracks` only) refuses a request "
+        "that leaves no track: none with `min_track_frames` detected frames (a frame is detected unless all its "
+        "scores are 0), or no kept track named `person`;\n"
         f"- a body over {settings.max_body_bytes:,} bytes is refused with 413, and so is a request that needs more "
         f"model windows (flipped copies included) than the queue holds ({settings.max_queued_windows:,}).\n\n"
         "Keypoints are read as float32 (`format: float`): each number is rounded to float32 before it is checked "

@@ -183,9 +183,12 @@ def answer(result: LiftResult, request_id: str, lifter: Lifter, *, ids: list[str
         payload.update(_arrays(result.tracks[0]))
     else:
         payload["frames"] = sum(len(t.joints3d) for t in result.tracks)
+        sent = {str(i): i for i in ids}  # the ids with their JSON type; a piece cut by max_gap_frames is new
         payload["tracks"] = [
-            {"id": tid, "frames": len(t.joints3d), **_arrays(t)} for tid, t in zip(ids, result.tracks, strict=True)
-        ]
+            {"id": sent.get(t.id, t.id), "start": t.start, "frames": len(t.joints3d), "filled": list(t.filled),
+             **_arrays(t)}
+            for t in result.tracks
+        ]  # fmt: skip
     payload.update(joint_names=list(JOINT_NAMES), coordinates=result.coordinates)
     payload.update(result.timing.to_json())
     payload["model"] = lifter.info.ref()

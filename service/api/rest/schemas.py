@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service.core.keypoints import JOINT_NAMES
-from service.core.options import CHOICES, FIELD_DOCS, IMAGE_SIDE, LiftOptions
+from service.core.options import CHOICES, FIELD_DOCS, IMAGE_SIDE, MAX_PERSON_CHARS, MAX_SELECTION_FRAMES, LiftOptions
 from service.core.results import STAGES
 from service.errors import ERRORS
 
@@ -30,7 +30,16 @@ def _ranges(window: int | None) -> dict[str, Any]:
     """Annotations that narrow a ``LiftOptions`` field to the range ``check`` enforces (``window``: the served
     model's, when known: ``overlap`` is below it)."""
     overlap = Annotated[int, Field(ge=0)] if window is None else Annotated[int, Field(ge=0, le=window - 1)]
-    return {"image_size": tuple[Side, Side], "overlap": overlap}
+    frames = Annotated[int, Field(ge=1, le=MAX_SELECTION_FRAMES)]
+    gap = Annotated[int, Field(ge=0, le=MAX_SELECTION_FRAMES)]
+    person = Annotated[str, Field(min_length=1, max_length=MAX_PERSON_CHARS)]
+    return {
+        "image_size": tuple[Side, Side],
+        "overlap": overlap,
+        "min_track_frames": frames,
+        "max_gap_frames": gap,
+        "person": person,
+    }
 
 
 def options_model(window: int | None) -> type[BaseModel]:
@@ -92,8 +101,19 @@ class ModelRef(BaseModel):
 class TrackOut(BaseModel):
     """One track's answer."""
 
-    id: str | int = Field(description="the track's id as sent (string or integer), or its index when none was sent")
+    id: str | int = Field(
+        description="the track's id as sent (string or integer), or its index when none was sent; a piece cut by "
+        "max_gap_frames is named <id>-2, <id>-3..."
+    )
+    start: int = Field(
+        ge=0,
+        description="the video frame of the track's first frame (as sent, or where a cut by max_gap_frames begins)",
+    )
     frames: int = Field(ge=1, description="frames of this track")
+    filled: list[Annotated[int, Field(ge=0)]] = Field(
+        description="the video frames of this track that were not detected (every score 0): filled in by the "
+        "detector file's reader, or sent that way"
+    )
     joints3d: Joints3D = Field(description=JOINTS3D_DOC)
     joints3d_px: Joints3D | None = Field(None, description=PIXELS_DOC)
 

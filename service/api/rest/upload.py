@@ -2,7 +2,8 @@
 
 The body is the file itself: a multipart upload (``curl -F file=@alphapose-results.json``, field ``file``) or the
 raw bytes (``curl --data-binary @results.json -H 'content-type: application/json'``). ``?source=`` names the
-detector (``alphapose``, ``mmpose``, ``coco``, ``openpose`` (one frame's JSON), ``mediapipe``, ``yolo``,
+detector (``alphapose``, ``mmpose``, ``coco``, ``openpose`` (one frame's JSON, or the folder as a zip archive:
+``service.formats.archive``), ``mediapipe``, ``yolo``,
 ``motionlift``; default ``auto``: detected, with an error listing the layouts when none fits); the lift options
 are query parameters too (``format``, ``image_size=W,H``, ``flip``, ``rootrel``, ``pixels``, ``normalization``,
 ``overlap``). The file is read by the same readers as ``motionlift lift`` (``service.formats``): its people
@@ -20,7 +21,6 @@ import json
 import logging
 from typing import Any, Final
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
@@ -29,11 +29,18 @@ from starlette.exceptions import HTTPException
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import JSON_OPTIONS, Responses, answer, declared_length, errors
 from service.core.lifter import Lifter
-from service.core.options import FIELD_DOCS, FORMATS, LIFT_FIELDS, LiftOptions
-from service.core.tracks import Track
+from service.core.options import (
+    FIELD_DOCS,
+    FORMATS,
+    LIFT_FIELDS,
+    MAX_PERSON_CHARS,
+    MAX_SELECTION_FRAMES,
+    LiftOptions,
+)
 from service.errors import BadRequest, InvalidInput, LiftError, PayloadTooLarge
-from service.formats import SOURCES, KeypointFile, KeypointFileError, parse
-from service.formats.policy import PERSONS, TrackPolicy, select
+from service.formats import SOURCES, KeypointFile, KeypointFileError, archive, parse
+from service.formats.policy import MIN_TRACK_FRAMES, file_options, file_tracks, reading_gap
+from service.formats.tracking import MAX_GAP
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,15 @@ UPLOAD: Final[Responses] = {
         504: "no answer within --timeout-s",
     }),
 }  # fmt: skip
-_FILE = {"type": "string", "format": "binary", "description": "the detector's output file, as it wrote it"}
+ZIP_DOC: Final = (
+    "a zip archive of an OpenPose folder (its *_keypoints.json files, in name order) or of one detector file; "
+    "at most 64 MiB unpacked"
+)
+_FILE = {
+    "type": "string",
+    "format": "binary",
+    "description": "the detector's output file, as it wrote it, or a zip archive of it (an OpenPose folder zipped)",
+}
 _QUERY = [
     {"name": "source", "in": "query", "required": False, "description": "the detector; auto: detected",
      "schema": {"type": "string", "enum": ["auto", *SOURCES], "default": "auto"}},
@@ -63,14 +78,12 @@ _QUERY = [
     *({"name": name, "in": "query", "required": False, "description": FIELD_DOCS[name],
        "schema": {"type": "string", "enum": ["true", "false"]}} for name in ("flip", "rootrel", "pixels")),
     {"name": "min_track_frames", "in": "query", "required": False,
-     "description": "a track needs this many detected frames (default 30, about a second)",
-     "schema": {"type": "integer", "minimum": 1, "default": 30}},
-    {"name": "max_gap_frames", "in": "query", "required": False,
-     "description": "a longer gap without detections ends a track (default 30); shorter gaps are filled",
-     "schema": {"type": "integer", "minimum": 0, "default": 30}},
-    {"name": "person", "in": "query", "required": False,
-     "description": f"which people: {', '.join(PERSONS)} or a track id (default all)",
-     "schema": {"type": "string", "minLength": 1, "default": "all"}},
+     "description": FIELD_DOCS["min_track_frames"],
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SELECTION_FRAMES, "default": MIN_TRACK_FRAMES}},
+    {"name": "max_gap_frames", "in": "query", "required": False, "description": FIELD_DOCS["max_gap_frames"],
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SELECTION_FRAMES, "default": MAX_GAP}},
+    {"name": "person", "in": "query", "required": False, "description": FIELD_DOCS["person"],
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PERSON_CHARS, "default": "all"}},
 ]  # fmt: skip
 OPENAPI: Final = {
     "parameters": _QUERY,
@@ -79,6 +92,7 @@ OPENAPI: Final = {
         "content": {
             "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": _FILE}}},
             "application/json": {"schema": {"description": "the detector's output file, as it wrote it"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary", "description": ZIP_DOC}},
         },
     },
 }
@@ -97,39 +111,19 @@ def add_upload(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     async def lift_file(request: Request) -> Response:
         try:
             lifter.admit()
-            params = dict(request.query_params)
-            policy = track_policy(params)
-            source, options = query(params)
+            source, given = query(dict(request.query_params))
             with reader.reserve(declared_length(request.headers)) as reserved:
                 content = await _content(request)
-                read = await reader.read(read_file, content, source, options, policy, reserved=reserved)
-            lift_options = LiftOptions.from_mapping({**read.options, **options, "format": read.layout})
+                read = await reader.read(read_file, content, source, given, reserved=reserved)
+            lift_options = LiftOptions.from_mapping(file_options(read, given))
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
-        tracks = [Track(t.id, t.keypoints, f"tracks[{i}].keypoints") for i, t in enumerate(read.tracks)]
-        result = await lifter.lift(tracks, lift_options, protocol="rest")
+        result = await lifter.lift(file_tracks(read), lift_options, protocol="rest")
         payload = answer(result, request.state.request_id, lifter, ids=[t.id for t in read.tracks])
         payload["input"] = {"source": read.source, "format": read.layout, "frames": read.frames}
         if read.frame_ids:
             payload["frame_ids"] = list(read.frame_ids)
-        for entry, track in zip(payload["tracks"], read.tracks, strict=True):
-            entry["start"] = track.start
-            entry["filled"] = [track.start + int(i) for i in np.flatnonzero(~track.detected)]
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
-
-
-def track_policy(params: dict[str, str]) -> TrackPolicy:
-    """Take the track policy's parameters out of ``params`` (``service.formats.policy``; defaults as there)."""
-    given: dict[str, Any] = {}
-    for name in ("min_track_frames", "max_gap_frames"):
-        if name in params:
-            given[name] = _value("int", params.pop(name), name)
-    if "person" in params:
-        given["person"] = params.pop("person")
-    try:
-        return TrackPolicy(**given).check()
-    except KeypointFileError as exc:
-        raise InvalidInput(str(exc), field=str(exc).split(" ", 1)[0]) from None
 
 
 def query(params: dict[str, str]) -> tuple[str | None, dict[str, Any]]:
@@ -188,24 +182,27 @@ async def _content(request: Request) -> bytes:
     return content
 
 
-def read_file(
-    content: bytes, source: str | None, options: dict[str, Any], policy: TrackPolicy | None = None
-) -> KeypointFile:
-    """Parse the file as ``source`` (None: detect it) and keep the tracks ``policy`` keeps (default policy when
-    None); ``BadRequest`` if it is not JSON, ``InvalidInput`` naming ``file`` with the reader's message when the
-    readers cannot use it, or naming the policy's setting that leaves no track."""
-    policy = policy or TrackPolicy()
+def read_file(content: bytes, source: str | None, given: dict[str, Any]) -> KeypointFile:
+    """Parse the file as ``source`` (None: detect it), tracking with ``given``'s ``max_gap_frames``; ``BadRequest``
+    if it is not JSON, ``InvalidInput`` naming ``file`` with the reader's message when the readers cannot use it.
+    Which tracks are lifted is the core's track policy (``service.core.selection``), with the file defaults of
+    ``service.formats.policy``."""
+    gap = reading_gap(given)
+    size = None if given.get("image_size") is None else (given["image_size"][0], given["image_size"][1])
+    names = None
     try:
-        data = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the file is not JSON: {exc}", field="file") from None
-    size = None if options.get("image_size") is None else (options["image_size"][0], options["image_size"][1])
-    try:
-        read = parse(data, source, options.get("format"), image_size=size, max_gap=policy.max_gap_frames)  # type: ignore[arg-type]
+        if archive.is_zip(content):  # an OpenPose folder, zipped (service.formats.archive)
+            data, names = archive.unpack(content)
+            source = source or ("openpose" if names is not None else None)
+        else:
+            data = _json(content)
+        return parse(data, source, given.get("format"), image_size=size, frame_ids=names, max_gap=gap)  # type: ignore[arg-type]
     except KeypointFileError as exc:
         raise InvalidInput(str(exc), field="file") from None
+
+
+def _json(content: bytes) -> Any:
     try:
-        return select(read, policy, size)
-    except KeypointFileError as exc:
-        field = "person" if str(exc).startswith("person") else "min_track_frames"
-        raise InvalidInput(str(exc), field=field) from None
+        return json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the file is not JSON (nor a zip archive): {exc}", field="file") from None

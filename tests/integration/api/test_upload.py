@@ -20,53 +20,62 @@ ALPHAPOSE = FIXTURES / "detectors" / "alphapose_halpe26_tracked.json"
 SIZE = (1920.0, 1080.0)
 
 
-def _joints(tracks: list[dict[str, object]]) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
-    return {str(t["id"]): np.asarray(t["joints3d"], np.float32) for t in tracks}
+def _tracks(tracks: list[dict[str, Any]]) -> dict[str, tuple[int, list[int], np.ndarray]]:  # type: ignore[type-arg]
+    return {str(t["id"]): (t["start"], list(t["filled"]), np.asarray(t["joints3d"], np.float32)) for t in tracks}
+
+
+def _answered(answer: Any) -> dict[str, tuple[int, list[int], np.ndarray]]:  # type: ignore[type-arg]
+    return {t.id: (t.start, list(t.filled), t.joints3d) for t in answer.tracks}
 
 
 def test_an_uploaded_file_is_answered_as_every_other_path_answers_it(served: Served, tmp_path: Path) -> None:
+    """One file, one track policy (min_track_frames 3 drops track 0, seen in one frame): the upload, the raw body,
+    /lift's JSON with each track's start and the policy, gRPC and REST through the client, and the CLI give the
+    same tracks, starts, filled frames and joints."""
     url = served.rest_url
-    query = {"image_size": "1920,1080", "min_track_frames": "1"}  # a 4-frame file: a second of video is 30
+    query = {"image_size": "1920,1080", "min_track_frames": "3"}  # a 4-frame file: a second of video is 30
     with ALPHAPOSE.open("rb") as f:
         upload = httpx.post(f"{url}/lift/file", params=query, files={"file": ("results.json", f)}, timeout=60)
     assert upload.status_code == 200, upload.text
     got = upload.json()
     read = read_keypoints(ALPHAPOSE)
     assert got["input"] == {"source": "alphapose", "format": read.layout, "frames": read.frames}
-    assert [(t["id"], t["start"], t["frames"]) for t in got["tracks"]] == [
-        (t.id, t.start, len(t.keypoints)) for t in read.tracks
+    kept = [t for t in read.tracks if t.detected.sum() >= 3]
+    assert [(t.id, t.start, len(t.keypoints)) for t in read.tracks] == [("1", 0, 4), ("2", 0, 4), ("0", 1, 1)]
+    assert [(t["id"], t["start"], t["frames"], t["filled"]) for t in got["tracks"]] == [
+        ("1", 0, 4, []),
+        ("2", 0, 4, [kept[1].start + int(i) for i in np.flatnonzero(~kept[1].detected)]),
     ]
-    assert [t["filled"] for t in got["tracks"]] == [
-        [t.start + int(i) for i in np.flatnonzero(~t.detected)] for t in read.tracks
-    ]
-    assert any(t["filled"] for t in got["tracks"])  # person 2 is missing from one frame: filled, not detected
-    uploaded = _joints(got["tracks"])
+    assert got["tracks"][1]["filled"] == [2]  # person 2 is missing from frame 2: filled, not detected
+    uploaded = _tracks(got["tracks"])
 
     raw = httpx.post(
-        f"{url}/lift/file?source=alphapose&image_size=1920,1080&min_track_frames=1",
+        f"{url}/lift/file?source=alphapose&image_size=1920,1080&min_track_frames=3",
         content=ALPHAPOSE.read_bytes(),
         timeout=60,
     )
-    body = {"tracks": [{"id": t.id, "keypoints": t.keypoints.tolist()} for t in read.tracks], "format": read.layout,
-            "image_size": list(SIZE)}  # fmt: skip
+    sent = [{"id": t.id, "start": t.start, "keypoints": t.keypoints.tolist()} for t in read.tracks]
+    body = {"tracks": sent, "format": read.layout, "image_size": list(SIZE), "min_track_frames": 3}
     as_json = httpx.post(f"{url}/lift", json=body, timeout=60)
-    with MotionLiftClient(grpc=served.grpc_target) as client:
-        rpc = client.lift(tracks={t.id: t.keypoints for t in read.tracks}, format=read.layout, image_size=SIZE)
+    by_client = {t.id: {"keypoints": t.keypoints, "start": t.start} for t in read.tracks}
+    answers = {}
+    for name, client in (("gRPC", MotionLiftClient(grpc=served.grpc_target)), ("REST client", MotionLiftClient(url))):
+        with client:
+            answer = client.lift(tracks=by_client, format=read.layout, image_size=SIZE, min_track_frames=3)
+        answers[name] = _answered(answer)
     out = tmp_path / "cli.json"
-    flags = ["--image-size", "1920", "1080", "--min-track-frames", "1", "--out", str(out)]
+    flags = ["--image-size", "1920", "1080", "--min-track-frames", "3", "--out", str(out)]
     assert main(["lift", str(ALPHAPOSE), "--url", url, *flags]) == 0
-    cli = json.loads(out.read_text())
-    assert [(t["id"], t["start"], t["filled"]) for t in cli["tracks"]] == [
-        (t["id"], t["start"], t["filled"]) for t in got["tracks"]
-    ]
-    for name, tracks in (("raw body", raw.json()["tracks"]), ("/lift JSON", as_json.json()["tracks"]),
-                         ("CLI", cli["tracks"])):  # fmt: skip
-        other = _joints(tracks)
+    answers.update({
+        "raw body": _tracks(raw.json()["tracks"]),
+        "/lift JSON": _tracks(as_json.json()["tracks"]),
+        "CLI": _tracks(json.loads(out.read_text())["tracks"]),
+    })  # fmt: skip
+    for name, other in answers.items():
         assert other.keys() == uploaded.keys(), name
-        for tid in uploaded:
-            np.testing.assert_array_equal(other[tid], uploaded[tid], err_msg=name)
-    for track in rpc.tracks:
-        np.testing.assert_array_equal(track.joints3d, uploaded[track.id], err_msg="gRPC")
+        for tid, (start, filled, joints) in uploaded.items():
+            assert other[tid][:2] == (start, filled), name
+            np.testing.assert_array_equal(other[tid][2], joints, err_msg=name)
 
 
 def test_upload_mistakes_name_the_field(served: Served) -> None:
@@ -76,10 +85,11 @@ def test_upload_mistakes_name_the_field(served: Served) -> None:
         ("?source=openpose2", content, 422, "source", "unknown source 'openpose2'; expected auto or one of motionlift"),
         ("?flip=yes", content, 422, "flip", "must be true or false, got 'yes'"),
         ("?size=3", content, 422, "size", "unknown parameter; expected source or one of format"),
-        ("", content, 422, "min_track_frames", "no track has 30 detected frames (min_track_frames); the longest has"),
-        ("?min_track_frames=0", content, 422, "min_track_frames", "min_track_frames must be at least 1, got 0"),
-        ("?min_track_frames=1&person=nobody", content, 422, "person", "person: no track 'nobody' among those kept"),
-        ("", b"{not json", 400, "file", "the file is not JSON: "),
+        ("", content, 422, "min_track_frames", "no track has 30 detected frames; the longest has"),
+        ("?min_track_frames=0", content, 422, "min_track_frames", "min_track_frames must be between 1 and 1000000"),
+        ("?max_gap_frames=-2", content, 422, "max_gap_frames", "max_gap_frames must be between 0 and 1000000"),
+        ("?min_track_frames=1&person=nobody", content, 422, "person", "no track 'nobody' among those kept"),
+        ("", b"{not json", 400, "file", "the file is not JSON (nor a zip archive): "),
         ("", b"", 422, "file", "the file is empty"),
         ("", b'{"hello": 1}', 422, "file", "unknown layout"),
         ("?source=mediapipe", (FIXTURES / "detectors" / "mmpose_inferencer.json").read_bytes(), 422, "file", ""),
@@ -125,3 +135,40 @@ def test_a_large_file_is_read_in_a_reader_process_and_its_mistakes_still_name_th
     bad = json.dumps(detections).encode().replace(b"-0.5", b"NaN")
     refused = httpx.post(f"{served.rest_url}/lift/file?source=coco", content=bad, timeout=60)
     assert refused.status_code in (400, 422) and refused.json()["error"]["field"] == "file", refused.text
+
+
+def test_a_zipped_openpose_folder_is_lifted_as_the_cli_lifts_the_folder(served: Served, tmp_path: Path) -> None:
+    """OpenPose writes a folder, which no HTTP body can be: its zip is, by multipart or raw, and gives the joints and
+    frame ids the CLI gives for the folder itself."""
+    from tests.unit.formats.test_archive import openpose_zip
+
+    query = "image_size=1920,1080&min_track_frames=1"
+    content = openpose_zip()
+    multipart = httpx.post(f"{served.rest_url}/lift/file?{query}", files={"file": ("frames.zip", content)}, timeout=60)
+    raw = httpx.post(
+        f"{served.rest_url}/lift/file?{query}", content=content, headers={"content-type": "application/zip"}, timeout=60
+    )
+    out = tmp_path / "cli.json"
+    folder = str(FIXTURES / "detectors" / "openpose")
+    flags = ["--image-size", "1920", "1080", "--min-track-frames", "1", "--out", str(out)]
+    assert main(["lift", folder, "--url", served.rest_url, *flags]) == 0
+    cli = json.loads(out.read_text())
+    for answer in (multipart, raw):
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert got["input"] == {"source": "openpose", "format": "coco", "frames": 3}
+        assert got["frame_ids"] == cli["frame_ids"] == [f"clip_00000000000{i}_keypoints.json" for i in range(3)]
+        assert _tracks(got["tracks"]).keys() == _tracks(cli["tracks"]).keys()
+        for tid, (start, filled, joints) in _tracks(cli["tracks"]).items():
+            assert _tracks(got["tracks"])[tid][:2] == (start, filled)
+            np.testing.assert_array_equal(_tracks(got["tracks"])[tid][2], joints)
+    bomb = zipfile_bomb()
+    refused = httpx.post(f"{served.rest_url}/lift/file", content=bomb, timeout=60).json()["error"]
+    assert (refused["field"], refused["message"]) == ("file", "the archive's JSON files unpack to more than 64 MiB")
+
+
+def zipfile_bomb() -> bytes:
+    from service.formats.archive import MAX_UNPACKED
+    from tests.unit.formats.test_archive import zipped
+
+    return zipped({"bomb_keypoints.json": b" " * (MAX_UNPACKED + 1)})

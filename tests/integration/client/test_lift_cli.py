@@ -79,10 +79,11 @@ def test_errors_are_clear(served: Served, tmp_path: Path, capsys: pytest.Capture
 def test_the_track_policy_picks_the_people(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """mmpose_predictions.json: person 0 in all 4 frames, person 1 missing from the third (3 detected)."""
     source = str(FIXTURES / "mmpose_predictions.json")
-    assert main(["lift", source, "--url", served.rest_url]) == 2  # the default wants about a second of detections
+    # The file default wants about a second of detections; the service applies the policy and says so (exit 1).
+    assert main(["lift", source, "--url", served.rest_url]) == 1
     assert capsys.readouterr().err.endswith(
-        "no track has 30 detected frames (min_track_frames); the longest has 4: lower min_track_frames for a "
-        "short clip\n"
+        "InvalidInput at min_track_frames: no track has 30 detected frames; the longest has 4: lower "
+        "min_track_frames for a short clip (a frame is detected unless all its scores are 0)\n"
     )
     kept = {}
     for flags in (["--min-track-frames", "4"], ["--min-track-frames", "1", "--person", "1"],
@@ -95,5 +96,7 @@ def test_the_track_policy_picks_the_people(served: Served, tmp_path: Path, capsy
         "--min-track-frames 1 --person 1": [("1", [2])],
         "--min-track-frames 1 --person longest": [("0", [])],
     }
-    assert main(["lift", source, "--url", served.rest_url, "--min-track-frames", "1", "--person", "7"]) == 2
-    assert "person: no track '7' among those kept (0, 1)" in capsys.readouterr().err
+    assert main(["lift", source, "--url", served.rest_url, "--min-track-frames", "1", "--person", "7"]) == 1
+    assert "InvalidInput at person: no track '7' among those kept (0, 1)" in capsys.readouterr().err
+    assert main(["lift", source, "--url", served.rest_url, "--max-gap-frames", "-1"]) == 2  # before any request
+    assert capsys.readouterr().err.endswith("max_gap_frames must be between 0 and 1000000\n")

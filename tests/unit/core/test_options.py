@@ -26,6 +26,7 @@ from service.core.options import (
     MODES,
     NORMALIZATIONS,
     POLICIES,
+    SELECTION_FIELDS,
     STREAM_FIELDS,
     LiftOptions,
     StreamOptions,
@@ -143,7 +144,7 @@ def _proto_fields(message: Any) -> list[str]:
 
 def test_the_proto_messages_carry_the_same_fields() -> None:
     assert _proto_fields(pb.LiftRequest) == ["tracks", *LIFT_FIELDS]
-    stream = [name for name in LIFT_FIELDS if name != "overlap"] + list(STREAM_FIELDS)
+    stream = [name for name in LIFT_FIELDS if name not in ("overlap", *SELECTION_FIELDS)] + list(STREAM_FIELDS)
     assert sorted(_proto_fields(pb.StreamConfig)) == sorted(stream)
     assert _proto_fields(pb.Latency) == [f.name for f in fields(Timing)]
     assert _proto_fields(pb.StreamLatency) == [f.name for f in fields(FrameLatency)]

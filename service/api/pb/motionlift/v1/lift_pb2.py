@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18motionlift/v1/lift.proto\x12\rmotionlift.v1\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\x01\x12\x0e\n\x06height\x18\x02 \x01(\x01\"M\n\tKeypoints\x12\x0e\n\x06\x66rames\x18\x01 \x01(\r\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x0e\n\x06values\x18\x04 \x03(\x02\":\n\x08Joints3D\x12\x0e\n\x06\x66rames\x18\x01 \x01(\r\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"G\n\x0b\x43oordinates\x12\r\n\x05units\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x0c\n\x04root\x18\x03 \x01(\t\x12\x0c\n\x04\x61xes\x18\x04 \x01(\t\"9\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x63onfig\x18\x02 \x01(\t\x12\x0f\n\x07trained\x18\x03 \x01(\x08\"@\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\tkeypoints\x18\x02 \x01(\x0b\x32\x18.motionlift.v1.Keypoints\"\xac\x02\n\x0bLiftRequest\x12$\n\x06tracks\x18\x01 \x03(\x0b\x32\x14.motionlift.v1.Track\x12%\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x15.motionlift.v1.Format\x12,\n\nimage_size\x18\x03 \x01(\x0b\x32\x18.motionlift.v1.ImageSize\x12\x33\n\rnormalization\x18\x04 \x01(\x0e\x32\x1c.motionlift.v1.Normalization\x12\x11\n\x04\x66lip\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07rootrel\x18\x06 \x01(\x08\x12\x13\n\x06pixels\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x14\n\x07overlap\x18\x08 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_flipB\t\n\x07_pixelsB\n\n\x08_overlap\"r\n\x0bTrackResult\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08joints3d\x18\x02 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12,\n\x0bjoints3d_px\x18\x03 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\"\xa8\x01\n\x07Latency\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x07 \x01(\r\x12\x0f\n\x07windows\x18\x08 \x01(\r\"\xe5\x01\n\x0cLiftResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x06tracks\x18\x02 \x03(\x0b\x32\x1a.motionlift.v1.TrackResult\x12\x13\n\x0bjoint_names\x18\x03 \x03(\t\x12/\n\x0b\x63oordinates\x18\x04 \x01(\x0b\x32\x1a.motionlift.v1.Coordinates\x12\'\n\x07latency\x18\x05 \x01(\x0b\x32\x16.motionlift.v1.Latency\x12&\n\x05model\x18\x06 \x01(\x0b\x32\x17.motionlift.v1.ModelRef\"\x83\x03\n\x0cStreamConfig\x12%\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x15.motionlift.v1.Format\x12,\n\nimage_size\x18\x02 \x01(\x0b\x32\x18.motionlift.v1.ImageSize\x12\x33\n\rnormalization\x18\x03 \x01(\x0e\x32\x1c.motionlift.v1.Normalization\x12\x0e\n\x06window\x18\x04 \x01(\r\x12\x0b\n\x03hop\x18\x05 \x01(\r\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.motionlift.v1.StreamMode\x12\x11\n\tlookahead\x18\x07 \x01(\r\x12\x11\n\x04\x66lip\x18\x08 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07rootrel\x18\t \x01(\x08\x12\x13\n\x06pixels\x18\n \x01(\x08H\x01\x88\x01\x01\x12\x16\n\x0etrack_expiry_s\x18\x0b \x01(\x01\x12+\n\x06policy\x18\x0c \x01(\x0e\x32\x1b.motionlift.v1.StreamPolicyB\x07\n\x05_flipB\t\n\x07_pixels\"\xa7\x01\n\nTrackFrame\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x11\n\tkeypoints\x18\x04 \x03(\x02\x12\x18\n\x0b\x66rame_index\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x0btimestamp_s\x18\x06 \x01(\x01H\x01\x88\x01\x01\x42\x0e\n\x0c_frame_indexB\x0e\n\x0c_timestamp_s\"8\n\x0bStreamFrame\x12)\n\x06tracks\x18\x01 \x03(\x0b\x32\x19.motionlift.v1.TrackFrame\"s\n\rStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.motionlift.v1.StreamConfigH\x00\x12+\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1a.motionlift.v1.StreamFrameH\x00\x42\x06\n\x04kind\"\x9b\x02\n\rStreamStarted\x12\x0e\n\x06window\x18\x01 \x01(\r\x12\x0b\n\x03hop\x18\x02 \x01(\r\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.motionlift.v1.StreamMode\x12\x11\n\tlookahead\x18\x04 \x01(\r\x12\x16\n\x0etrack_expiry_s\x18\x05 \x01(\x01\x12\x13\n\x0bjoint_names\x18\x06 \x03(\t\x12/\n\x0b\x63oordinates\x18\x07 \x01(\x0b\x32\x1a.motionlift.v1.Coordinates\x12&\n\x05model\x18\x08 \x01(\x0b\x32\x17.motionlift.v1.ModelRef\x12+\n\x06policy\x18\t \x01(\x0e\x32\x1b.motionlift.v1.StreamPolicy\"s\n\rStreamLatency\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0clookahead_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x12\n\nbatch_size\x18\x05 \x01(\r\"\xb8\x02\n\x0b\x46rameAnswer\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12\x18\n\x0btimestamp_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12)\n\x08joints3d\x18\x04 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12,\n\x0bjoints3d_px\x18\x05 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12\x11\n\tlookahead\x18\x06 \x01(\r\x12\x15\n\rwindow_frames\x18\x07 \x01(\r\x12-\n\x07latency\x18\x08 \x01(\x0b\x32\x1c.motionlift.v1.StreamLatency\x12\x0f\n\x07skipped\x18\t \x01(\r\x12\x15\n\rskipped_total\x18\n \x01(\x04\x42\x0e\n\x0c_timestamp_s\"v\n\x0eStreamResponse\x12/\n\x07started\x18\x01 \x01(\x0b\x32\x1c.motionlift.v1.StreamStartedH\x00\x12+\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1a.motionlift.v1.FrameAnswerH\x00\x42\x06\n\x04kind*V\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46ORMAT_H36M\x10\x01\x12\x0f\n\x0b\x46ORMAT_COCO\x10\x02\x12\x12\n\x0e\x46ORMAT_HALPE26\x10\x03*w\n\rNormalization\x12\x1d\n\x19NORMALIZATION_UNSPECIFIED\x10\x00\x12\x17\n\x13NORMALIZATION_PIXEL\x10\x01\x12\x16\n\x12NORMALIZATION_CROP\x10\x02\x12\x16\n\x12NORMALIZATION_NONE\x10\x03*\\\n\nStreamMode\x12\x1b\n\x17STREAM_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_MODE_CAUSAL\x10\x01\x12\x19\n\x15STREAM_MODE_LOOKAHEAD\x10\x02*^\n\x0cStreamPolicy\x12\x1d\n\x19STREAM_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14STREAM_POLICY_LATEST\x10\x01\x12\x15\n\x11STREAM_POLICY_ALL\x10\x02\x32\x98\x01\n\x06Lifter\x12?\n\x04Lift\x12\x1a.motionlift.v1.LiftRequest\x1a\x1b.motionlift.v1.LiftResponse\x12M\n\nLiftStream\x12\x1c.motionlift.v1.StreamRequest\x1a\x1d.motionlift.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18motionlift/v1/lift.proto\x12\rmotionlift.v1\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\x01\x12\x0e\n\x06height\x18\x02 \x01(\x01\"M\n\tKeypoints\x12\x0e\n\x06\x66rames\x18\x01 \x01(\r\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x0e\n\x06values\x18\x04 \x03(\x02\":\n\x08Joints3D\x12\x0e\n\x06\x66rames\x18\x01 \x01(\r\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"G\n\x0b\x43oordinates\x12\r\n\x05units\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x0c\n\x04root\x18\x03 \x01(\t\x12\x0c\n\x04\x61xes\x18\x04 \x01(\t\"9\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x63onfig\x18\x02 \x01(\t\x12\x0f\n\x07trained\x18\x03 \x01(\x08\"O\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\tkeypoints\x18\x02 \x01(\x0b\x32\x18.motionlift.v1.Keypoints\x12\r\n\x05start\x18\x03 \x01(\x03\"\xb0\x03\n\x0bLiftRequest\x12$\n\x06tracks\x18\x01 \x03(\x0b\x32\x14.motionlift.v1.Track\x12%\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x15.motionlift.v1.Format\x12,\n\nimage_size\x18\x03 \x01(\x0b\x32\x18.motionlift.v1.ImageSize\x12\x33\n\rnormalization\x18\x04 \x01(\x0e\x32\x1c.motionlift.v1.Normalization\x12\x11\n\x04\x66lip\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07rootrel\x18\x06 \x01(\x08\x12\x13\n\x06pixels\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x14\n\x07overlap\x18\x08 \x01(\x05H\x02\x88\x01\x01\x12\x1d\n\x10min_track_frames\x18\t \x01(\x05H\x03\x88\x01\x01\x12\x1b\n\x0emax_gap_frames\x18\n \x01(\x05H\x04\x88\x01\x01\x12\x13\n\x06person\x18\x0b \x01(\tH\x05\x88\x01\x01\x42\x07\n\x05_flipB\t\n\x07_pixelsB\n\n\x08_overlapB\x13\n\x11_min_track_framesB\x11\n\x0f_max_gap_framesB\t\n\x07_person\"\x91\x01\n\x0bTrackResult\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08joints3d\x18\x02 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12,\n\x0bjoints3d_px\x18\x03 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12\r\n\x05start\x18\x04 \x01(\x03\x12\x0e\n\x06\x66illed\x18\x05 \x03(\x03\"\xa8\x01\n\x07Latency\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x07 \x01(\r\x12\x0f\n\x07windows\x18\x08 \x01(\r\"\xe5\x01\n\x0cLiftResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x06tracks\x18\x02 \x03(\x0b\x32\x1a.motionlift.v1.TrackResult\x12\x13\n\x0bjoint_names\x18\x03 \x03(\t\x12/\n\x0b\x63oordinates\x18\x04 \x01(\x0b\x32\x1a.motionlift.v1.Coordinates\x12\'\n\x07latency\x18\x05 \x01(\x0b\x32\x16.motionlift.v1.Latency\x12&\n\x05model\x18\x06 \x01(\x0b\x32\x17.motionlift.v1.ModelRef\"\x83\x03\n\x0cStreamConfig\x12%\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x15.motionlift.v1.Format\x12,\n\nimage_size\x18\x02 \x01(\x0b\x32\x18.motionlift.v1.ImageSize\x12\x33\n\rnormalization\x18\x03 \x01(\x0e\x32\x1c.motionlift.v1.Normalization\x12\x0e\n\x06window\x18\x04 \x01(\r\x12\x0b\n\x03hop\x18\x05 \x01(\r\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.motionlift.v1.StreamMode\x12\x11\n\tlookahead\x18\x07 \x01(\r\x12\x11\n\x04\x66lip\x18\x08 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07rootrel\x18\t \x01(\x08\x12\x13\n\x06pixels\x18\n \x01(\x08H\x01\x88\x01\x01\x12\x16\n\x0etrack_expiry_s\x18\x0b \x01(\x01\x12+\n\x06policy\x18\x0c \x01(\x0e\x32\x1b.motionlift.v1.StreamPolicyB\x07\n\x05_flipB\t\n\x07_pixels\"\xa7\x01\n\nTrackFrame\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x0e\n\x06joints\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x11\n\tkeypoints\x18\x04 \x03(\x02\x12\x18\n\x0b\x66rame_index\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x0btimestamp_s\x18\x06 \x01(\x01H\x01\x88\x01\x01\x42\x0e\n\x0c_frame_indexB\x0e\n\x0c_timestamp_s\"8\n\x0bStreamFrame\x12)\n\x06tracks\x18\x01 \x03(\x0b\x32\x19.motionlift.v1.TrackFrame\"s\n\rStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.motionlift.v1.StreamConfigH\x00\x12+\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1a.motionlift.v1.StreamFrameH\x00\x42\x06\n\x04kind\"\x9b\x02\n\rStreamStarted\x12\x0e\n\x06window\x18\x01 \x01(\r\x12\x0b\n\x03hop\x18\x02 \x01(\r\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.motionlift.v1.StreamMode\x12\x11\n\tlookahead\x18\x04 \x01(\r\x12\x16\n\x0etrack_expiry_s\x18\x05 \x01(\x01\x12\x13\n\x0bjoint_names\x18\x06 \x03(\t\x12/\n\x0b\x63oordinates\x18\x07 \x01(\x0b\x32\x1a.motionlift.v1.Coordinates\x12&\n\x05model\x18\x08 \x01(\x0b\x32\x17.motionlift.v1.ModelRef\x12+\n\x06policy\x18\t \x01(\x0e\x32\x1b.motionlift.v1.StreamPolicy\"s\n\rStreamLatency\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0clookahead_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x12\n\nbatch_size\x18\x05 \x01(\r\"\xb8\x02\n\x0b\x46rameAnswer\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12\x18\n\x0btimestamp_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12)\n\x08joints3d\x18\x04 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12,\n\x0bjoints3d_px\x18\x05 \x01(\x0b\x32\x17.motionlift.v1.Joints3D\x12\x11\n\tlookahead\x18\x06 \x01(\r\x12\x15\n\rwindow_frames\x18\x07 \x01(\r\x12-\n\x07latency\x18\x08 \x01(\x0b\x32\x1c.motionlift.v1.StreamLatency\x12\x0f\n\x07skipped\x18\t \x01(\r\x12\x15\n\rskipped_total\x18\n \x01(\x04\x42\x0e\n\x0c_timestamp_s\"v\n\x0eStreamResponse\x12/\n\x07started\x18\x01 \x01(\x0b\x32\x1c.motionlift.v1.StreamStartedH\x00\x12+\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1a.motionlift.v1.FrameAnswerH\x00\x42\x06\n\x04kind*V\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46ORMAT_H36M\x10\x01\x12\x0f\n\x0b\x46ORMAT_COCO\x10\x02\x12\x12\n\x0e\x46ORMAT_HALPE26\x10\x03*w\n\rNormalization\x12\x1d\n\x19NORMALIZATION_UNSPECIFIED\x10\x00\x12\x17\n\x13NORMALIZATION_PIXEL\x10\x01\x12\x16\n\x12NORMALIZATION_CROP\x10\x02\x12\x16\n\x12NORMALIZATION_NONE\x10\x03*\\\n\nStreamMode\x12\x1b\n\x17STREAM_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_MODE_CAUSAL\x10\x01\x12\x19\n\x15STREAM_MODE_LOOKAHEAD\x10\x02*^\n\x0cStreamPolicy\x12\x1d\n\x19STREAM_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14STREAM_POLICY_LATEST\x10\x01\x12\x15\n\x11STREAM_POLICY_ALL\x10\x02\x32\x98\x01\n\x06Lifter\x12?\n\x04Lift\x12\x1a.motionlift.v1.LiftRequest\x1a\x1b.motionlift.v1.LiftResponse\x12M\n\nLiftStream\x12\x1c.motionlift.v1.StreamRequest\x1a\x1d.motionlift.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'motionlift.v1.lift_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FORMAT']._serialized_start=2819
-  _globals['_FORMAT']._serialized_end=2905
-  _globals['_NORMALIZATION']._serialized_start=2907
-  _globals['_NORMALIZATION']._serialized_end=3026
-  _globals['_STREAMMODE']._serialized_start=3028
-  _globals['_STREAMMODE']._serialized_end=3120
-  _globals['_STREAMPOLICY']._serialized_start=3122
-  _globals['_STREAMPOLICY']._serialized_end=3216
+  _globals['_FORMAT']._serialized_start=2998
+  _globals['_FORMAT']._serialized_end=3084
+  _globals['_NORMALIZATION']._serialized_start=3086
+  _globals['_NORMALIZATION']._serialized_end=3205
+  _globals['_STREAMMODE']._serialized_start=3207
+  _globals['_STREAMMODE']._serialized_end=3299
+  _globals['_STREAMPOLICY']._serialized_start=3301
+  _globals['_STREAMPOLICY']._serialized_end=3395
   _globals['_IMAGESIZE']._serialized_start=43
   _globals['_IMAGESIZE']._serialized_end=85
   _globals['_KEYPOINTS']._serialized_start=87
@@ -51,31 +51,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELREF']._serialized_start=299
   _globals['_MODELREF']._serialized_end=356
   _globals['_TRACK']._serialized_start=358
-  _globals['_TRACK']._serialized_end=422
-  _globals['_LIFTREQUEST']._serialized_start=425
-  _globals['_LIFTREQUEST']._serialized_end=725
-  _globals['_TRACKRESULT']._serialized_start=727
-  _globals['_TRACKRESULT']._serialized_end=841
-  _globals['_LATENCY']._serialized_start=844
-  _globals['_LATENCY']._serialized_end=1012
-  _globals['_LIFTRESPONSE']._serialized_start=1015
-  _globals['_LIFTRESPONSE']._serialized_end=1244
-  _globals['_STREAMCONFIG']._serialized_start=1247
-  _globals['_STREAMCONFIG']._serialized_end=1634
-  _globals['_TRACKFRAME']._serialized_start=1637
-  _globals['_TRACKFRAME']._serialized_end=1804
-  _globals['_STREAMFRAME']._serialized_start=1806
-  _globals['_STREAMFRAME']._serialized_end=1862
-  _globals['_STREAMREQUEST']._serialized_start=1864
-  _globals['_STREAMREQUEST']._serialized_end=1979
-  _globals['_STREAMSTARTED']._serialized_start=1982
-  _globals['_STREAMSTARTED']._serialized_end=2265
-  _globals['_STREAMLATENCY']._serialized_start=2267
-  _globals['_STREAMLATENCY']._serialized_end=2382
-  _globals['_FRAMEANSWER']._serialized_start=2385
-  _globals['_FRAMEANSWER']._serialized_end=2697
-  _globals['_STREAMRESPONSE']._serialized_start=2699
-  _globals['_STREAMRESPONSE']._serialized_end=2817
-  _globals['_LIFTER']._serialized_start=3219
-  _globals['_LIFTER']._serialized_end=3371
+  _globals['_TRACK']._serialized_end=437
+  _globals['_LIFTREQUEST']._serialized_start=440
+  _globals['_LIFTREQUEST']._serialized_end=872
+  _globals['_TRACKRESULT']._serialized_start=875
+  _globals['_TRACKRESULT']._serialized_end=1020
+  _globals['_LATENCY']._serialized_start=1023
+  _globals['_LATENCY']._serialized_end=1191
+  _globals['_LIFTRESPONSE']._serialized_start=1194
+  _globals['_LIFTRESPONSE']._serialized_end=1423
+  _globals['_STREAMCONFIG']._serialized_start=1426
+  _globals['_STREAMCONFIG']._serialized_end=1813
+  _globals['_TRACKFRAME']._serialized_start=1816
+  _globals['_TRACKFRAME']._serialized_end=1983
+  _globals['_STREAMFRAME']._serialized_start=1985
+  _globals['_STREAMFRAME']._serialized_end=2041
+  _globals['_STREAMREQUEST']._serialized_start=2043
+  _globals['_STREAMREQUEST']._serialized_end=2158
+  _globals['_STREAMSTARTED']._serialized_start=2161
+  _globals['_STREAMSTARTED']._serialized_end=2444
+  _globals['_STREAMLATENCY']._serialized_start=2446
+  _globals['_STREAMLATENCY']._serialized_end=2561
+  _globals['_FRAMEANSWER']._serialized_start=2564
+  _globals['_FRAMEANSWER']._serialized_end=2876
+  _globals['_STREAMRESPONSE']._serialized_start=2878
+  _globals['_STREAMRESPONSE']._serialized_end=2996
+  _globals['_LIFTER']._serialized_start=3398
+  _globals['_LIFTER']._serialized_end=3550
 # @@protoc_insertion_point(module_scope)

@@ -101,15 +101,17 @@ class ModelRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., config: _Optional[str] = ..., trained: _Optional[bool] = ...) -> None: ...
 
 class Track(_message.Message):
-    __slots__ = ("id", "keypoints")
+    __slots__ = ("id", "keypoints", "start")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     id: str
     keypoints: Keypoints
-    def __init__(self, id: _Optional[str] = ..., keypoints: _Optional[_Union[Keypoints, _Mapping]] = ...) -> None: ...
+    start: int
+    def __init__(self, id: _Optional[str] = ..., keypoints: _Optional[_Union[Keypoints, _Mapping]] = ..., start: _Optional[int] = ...) -> None: ...
 
 class LiftRequest(_message.Message):
-    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap")
+    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap", "min_track_frames", "max_gap_frames", "person")
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +120,9 @@ class LiftRequest(_message.Message):
     ROOTREL_FIELD_NUMBER: _ClassVar[int]
     PIXELS_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MIN_TRACK_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_GAP_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PERSON_FIELD_NUMBER: _ClassVar[int]
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
     format: Format
     image_size: ImageSize
@@ -126,17 +131,24 @@ class LiftRequest(_message.Message):
     rootrel: bool
     pixels: bool
     overlap: int
-    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ...) -> None: ...
+    min_track_frames: int
+    max_gap_frames: int
+    person: str
+    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ..., min_track_frames: _Optional[int] = ..., max_gap_frames: _Optional[int] = ..., person: _Optional[str] = ...) -> None: ...
 
 class TrackResult(_message.Message):
-    __slots__ = ("id", "joints3d", "joints3d_px")
+    __slots__ = ("id", "joints3d", "joints3d_px", "start", "filled")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOINTS3D_FIELD_NUMBER: _ClassVar[int]
     JOINTS3D_PX_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    FILLED_FIELD_NUMBER: _ClassVar[int]
     id: str
     joints3d: Joints3D
     joints3d_px: Joints3D
-    def __init__(self, id: _Optional[str] = ..., joints3d: _Optional[_Union[Joints3D, _Mapping]] = ..., joints3d_px: _Optional[_Union[Joints3D, _Mapping]] = ...) -> None: ...
+    start: int
+    filled: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, id: _Optional[str] = ..., joints3d: _Optional[_Union[Joints3D, _Mapping]] = ..., joints3d_px: _Optional[_Union[Joints3D, _Mapping]] = ..., start: _Optional[int] = ..., filled: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Latency(_message.Message):
     __slots__ = ("preprocess_ms", "queue_ms", "inference_ms", "postprocess_ms", "total_ms", "batch_size", "batches", "windows")
