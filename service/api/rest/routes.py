@@ -105,8 +105,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
             check_media(request.headers)
             lifter.admit(door=False)  # the door (protocol.py) admitted it; this catches servers without it
             with reader.reserve(declared_length(request.headers)) as reserved:
-                content = await request.body()
-                parsed = await reader.parse(content, reserved=reserved)
+                parsed = await reader.parse_chunks(request.stream(), reserved=reserved)
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
         except ClientDisconnect:  # the client left while sending its body: nobody to answer, nothing went wrong
