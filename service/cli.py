@@ -21,6 +21,7 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "serve": Command("service.api.command", "serve REST and gRPC on the model (settings: flags or MOTIONLIFT_*)"),
+    "keys": Command("service.api.keys", "API keys of `serve --api-keys`: create NAME, revoke NAME, list"),
     "export": Command("service.model.command", "write a DSTformer as TorchScript, with its Triton config"),
     "lift": Command("service.client.command", "lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) over REST/gRPC"),
     "bench": Command("service.bench.command", "benchmarks: model, load, stream, soak, overload, bigbody, ..."),

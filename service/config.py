@@ -75,6 +75,28 @@ class Settings(BaseSettings):
         None, ge=0, description="default overlap of consecutive windows in frames; unset = window // 4"
     )
 
+    # Who may call (service/core/access.py; README "Security").
+    api_keys: Path | None = Field(
+        None, description="keys file of `motionlift keys` (hashes only); set: every call needs a key"
+    )
+    quota_frames_per_s: float = Field(
+        0, ge=0, description="default frames per second per key (a key's own quota wins); 0 = no limit"
+    )
+    quota_streams: int = Field(0, ge=0, description="default streams open at once per key; 0 = no limit")
+    tls_cert: Path | None = Field(None, description="TLS certificate chain (PEM) for REST and gRPC")
+    tls_key: Path | None = Field(None, description="TLS private key (PEM) of --tls-cert")
+    tls_client_ca: Path | None = Field(
+        None, description="CA certificates (PEM): require client certificates they signed (mutual TLS)"
+    )
+    insecure: bool = Field(False, description="allow a non-loopback address without API keys or client certificates")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics on this port too, without a key (e.g. for Prometheus)"
+    )
+    docs: bool = Field(True, description="serve /docs and /openapi.json")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="browser origins allowed to call (CORS), comma-separated; none by default"
+    )
+
     # Batching and backpressure.
     max_batch_size: int = Field(32, ge=1, description="most windows in one model call")
     max_batch_frames: int | None = Field(
@@ -84,7 +106,7 @@ class Settings(BaseSettings):
     max_queued_windows: int = Field(1024, ge=1, description="queue bound; beyond it requests are rejected at once")
     timeout_s: float = Field(30.0, gt=0, description="per-request deadline in seconds (queue + compute)")
 
-    @field_validator("triton_urls", mode="before")
+    @field_validator("triton_urls", "cors_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):

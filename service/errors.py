@@ -104,6 +104,23 @@ class Overloaded(LiftError):
     grpc_code = "RESOURCE_EXHAUSTED"
 
 
+class Unauthenticated(LiftError):
+    """No API key, or one the service does not hold (unknown or revoked). The message never repeats the key."""
+
+    code = "unauthenticated"
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class QuotaExceeded(LiftError):
+    """This key is over its own quota (frames per second, or streams at once); others are unaffected.
+    ``retry_after_s`` says when its frames budget allows the request (429 ``Retry-After``)."""
+
+    code = "quota_exceeded"
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
 class Unavailable(LiftError):
     """The model is not loaded yet, or its backend (e.g. Triton) cannot be reached."""
 
@@ -139,6 +156,8 @@ ERRORS: tuple[type[LiftError], ...] = (
     UnsupportedMediaType,
     PayloadTooLarge,
     Overloaded,
+    Unauthenticated,
+    QuotaExceeded,
     Unavailable,
     DeadlineExceeded,
     BackendError,

@@ -29,9 +29,18 @@ def serve_service(settings: Settings, lifter: Lifter | None = None) -> Iterator[
     """The service as ``motionlift serve`` runs it (its HTTP protocol: admission at the door, timeouts, limits),
     REST and gRPC on free ports of 127.0.0.1, over ``lifter`` (default: the settings' model); yields the REST
     base URL."""
-    settings = settings.model_copy(update={"host": "127.0.0.1", "port": 0, "grpc_port": 0, "log_level": "warning"})
-    with _running(uvicorn_server(build_app(settings, lifter), settings)) as url:
+    with serve_app(settings, lifter) as (url, _):
         yield url
+
+
+@contextmanager
+def serve_app(settings: Settings, lifter: Lifter | None = None) -> Iterator[tuple[str, FastAPI]]:
+    """``serve_service``, yielding the app too (``app.state.grpc.port``: the gRPC port); the URL is ``https://``
+    when the settings have a TLS certificate."""
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": 0, "grpc_port": 0, "log_level": "warning"})
+    app = build_app(settings, lifter)
+    with _running(uvicorn_server(app, settings)) as url:
+        yield url, app
 
 
 @contextmanager
@@ -45,7 +54,7 @@ def _running(server: uvicorn.Server) -> Iterator[str]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if server.config.ssl else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(30)

@@ -4,7 +4,9 @@ overriding the ``MOTIONLIFT_<NAME>`` environment variable of that field; then th
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import ssl
 import sys
 import types
 import typing
@@ -45,6 +47,7 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
         env = f"MOTIONLIFT_{name.upper()}"
         text = f"{info.description} [env {env}]"
         metavar = "on|off" if kind is _switch else None
+        switch: dict[str, Any] = {"nargs": "?", "const": True} if kind is _switch else {}  # `--insecure` alone: on
         serve.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
@@ -53,6 +56,7 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
             metavar=metavar,
             default=None,
             help=text,
+            **switch,
         )
 
 
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     wait_passively()  # before torch is imported (service/backends/torchscript/threads.py says why)
     settings = settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    problem = _preflight(settings)
+    problem = exposure(settings) or _preflight(settings)
     if problem:
         print(f"motionlift serve: {problem}", file=sys.stderr)
         return 2
@@ -78,6 +82,47 @@ def run(args: argparse.Namespace) -> int:
 
     serve(settings)
     return 0
+
+
+def exposure(settings: Settings) -> str | None:
+    """Why ``settings`` would expose the service to anyone who can connect, or a TLS or keys setting that cannot
+    work, in one line telling how to fix it; None when it may serve (README "Security")."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        return "--tls-cert and --tls-key go together"
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        return "--tls-client-ca (client certificates) needs --tls-cert and --tls-key"
+    if settings.api_keys is not None and not settings.api_keys.is_file():
+        return (
+            f"no keys file at {settings.api_keys}: make one with "
+            f"`motionlift keys --api-keys {settings.api_keys} create NAME`"
+        )
+    if settings.tls_cert is not None:
+        from service.api.tls import certificates
+
+        tls = certificates(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        try:
+            assert tls is not None
+            tls.check()
+        except (OSError, ssl.SSLError) as exc:
+            return f"the TLS files cannot be used: {exc}"
+    if loopback(settings.host) or settings.insecure:
+        return None
+    if settings.api_keys is None and settings.tls_client_ca is None:
+        return (
+            f"refusing to serve on {settings.host} without API keys or client certificates: add --api-keys FILE "
+            "(`motionlift keys create NAME`) or --tls-client-ca CA, or --insecure to let anyone who can connect in"
+        )
+    return None
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _preflight(settings: Settings) -> str | None:

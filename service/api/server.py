@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from service.api.grpc.server import RpcServer, follow_readiness
 from service.api.rest.app import create_app
 from service.api.rest.protocol import limited_http
+from service.api.tls import Certificates, certificates
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from service.core.backend import Backend
@@ -60,10 +61,12 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
     rpc = RpcServer(lifter, settings, grace_s=settings.drain_timeout_s)
 
     follower: list[asyncio.Task[None]] = []
+    exporter = MetricsPort(settings, lifter)
 
     async def start() -> None:
         _announce(settings, lifter)
         await rpc.start()
+        exporter.start()
         if settings.backend == "triton":  # a remote model can go and come back: gRPC health must follow it
             follower.append(asyncio.create_task(follow_readiness(lifter, rpc), name="health-follower"))
         # Everything made at startup lives until shutdown: out of the collector's sight, a full collection walks
@@ -83,6 +86,7 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
         await asyncio.sleep(0)  # let the drain task turn health NOT_SERVING before returning
 
     async def stop() -> None:
+        exporter.stop()
         for task in follower:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,7 +100,35 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
     app.state.grpc = rpc
     app.state.drain = drain
     app.state.lifter = lifter
+    app.state.metrics_port = exporter
     return app
+
+
+class MetricsPort:
+    """``/metrics`` on a port of its own, without a key (``--metrics-port``: for a Prometheus that holds no key);
+    nothing without the setting. ``port`` is the bound one once started."""
+
+    def __init__(self, settings: Settings, lifter: Lifter) -> None:
+        self._settings = settings
+        self._lifter = lifter
+        self._server: Any = None
+        self.port: int | None = None
+
+    def start(self) -> None:
+        if self._settings.metrics_port is None:
+            return
+        from prometheus_client import start_http_server
+
+        host = self._settings.host
+        self._server, _ = start_http_server(self._settings.metrics_port, host, self._lifter.metrics.registry)
+        self.port = int(self._server.server_port)
+        log.info("metrics on %s:%d", host, self.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 def _announce(settings: Settings, lifter: Lifter) -> None:
@@ -122,14 +154,28 @@ class DrainingServer(uvicorn.Server):
     arrives, rather than after its HTTP connections have closed: readiness and gRPC health turn at once, while
     uvicorn lets requests in flight finish for ``timeout_graceful_shutdown`` and then cancels them."""
 
-    def __init__(self, config: uvicorn.Config, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: Callable[[], Coroutine[Any, Any, None]],
+        tls: Certificates | None = None,
+    ) -> None:
         super().__init__(config)
         self._drain = drain
+        self._tls = tls
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reloader: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self._tls is not None and self.config.ssl is not None:  # certificates reloaded when they change
+            self._reloader = asyncio.create_task(self._tls.follow(self.config.ssl), name="tls-reload")
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit and self._loop is not None:  # the first signal: a signal handler, so hand over
@@ -142,8 +188,10 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
     connections, the drain on SIGTERM within ``drain_timeout_s``; no ``server`` header."""
     lifter: Lifter = app.state.lifter
 
-    def admission() -> LiftError | None:
+    def admission(authorization: bytes | None) -> LiftError | None:
         try:
+            if lifter.access.enabled:  # a stranger is turned away before admission sees it (401, not 503)
+                lifter.access.authenticate(authorization.decode("latin-1") if authorization else None)
             lifter.admit()
         except LiftError as exc:
             return lifter.refused(exc, protocol="rest", admitted=False)
@@ -155,6 +203,7 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
         admission=admission,
         refusal_delay_s=settings.refusal_delay_ms / 1000,
     )
+    tls = certificates(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -163,8 +212,9 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
         http=http,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
         server_header=False,
+        **({} if tls is None else tls.uvicorn_options()),
     )
-    return DrainingServer(config, app.state.drain)
+    return DrainingServer(config, app.state.drain, tls)
 
 
 def run(settings: Settings) -> None:

@@ -117,9 +117,9 @@ class Worker:
         from service.client import AsyncMotionLiftClient
 
         # Created inside the loop (grpc.aio channels belong to one); streams open a channel each instead.
+        rest = self.kind == "rest"
         self.shared = AsyncMotionLiftClient(
-            **({"url": self.plan.url} if self.kind == "rest" else {"grpc": self.plan.grpc_target}),
-            timeout_s=CLIENT_TIMEOUT_S,
+            self.plan.url if rest else None, grpc=None if rest else self.plan.grpc_target, timeout_s=CLIENT_TIMEOUT_S
         )
         progress = asyncio.create_task(self._progress())
         rng = np.random.default_rng([self.plan.seed, KINDS.index(self.kind)])

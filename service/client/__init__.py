@@ -7,6 +7,7 @@ the contract it shares with the service (``service.errors``, ``service.core.opti
 """
 
 from service.client.api import AsyncMotionLiftClient, MotionLiftClient
+from service.client.security import Security
 from service.client.streams import AsyncFrameStream, FrameStream
 from service.client.types import FrameResult, LiftAnswer, StreamStarted, Timing, TrackResult
 from service.core.frames import FrameLatency
@@ -21,6 +22,7 @@ __all__ = [
     "LiftAnswer",
     "LiftOptions",
     "MotionLiftClient",
+    "Security",
     "StreamOptions",
     "StreamStarted",
     "Timing",

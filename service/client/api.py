@@ -9,10 +9,12 @@ typed error (``service.errors``: ``InvalidInput`` with its ``field``, ``Overload
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence, Sized
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from service.client import wire
+from service.client.security import PLAIN, Security
 from service.client.streams import AsyncFrameStream, FrameStream
 from service.client.transports import (
     AsyncGrpcTransport,
@@ -33,16 +35,27 @@ def _one_target(url: str | None, grpc: str | None) -> None:
 
 
 class MotionLiftClient:
-    """A blocking client. ``timeout_s`` bounds each call (the gRPC deadline; the REST read timeout).
+    """A blocking client. ``timeout_s`` bounds each call (the gRPC deadline; the REST read timeout). ``api_key``
+    (default ``$MOTIONLIFT_API_KEY``) and ``tls`` (a ``Security``: CA, client certificate) as
+    ``service.client.security`` says; REST uses TLS for ``https://`` URLs.
 
     ``lift(keypoints=...)`` lifts one sequence ``[T, J, C]``; ``lift(tracks=...)`` several
     (``{id: [T, J, C]}`` or a list). Options mean what ``POST /lift``'s fields mean (README, "Input").
     """
 
-    def __init__(self, url: str | None = None, *, grpc: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        grpc: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        api_key: str | None = None,
+        tls: Security = PLAIN,
+    ):
         _one_target(url, grpc)
-        self._grpc = None if grpc is None else GrpcTransport(grpc, timeout_s=timeout_s)
-        self._transport = self._grpc or RestTransport(str(url), timeout_s=timeout_s)
+        self.security = replace(tls, api_key=api_key).with_env() if api_key else tls.with_env()
+        self._grpc = None if grpc is None else GrpcTransport(grpc, timeout_s=timeout_s, security=self.security)
+        self._transport = self._grpc or RestTransport(str(url), timeout_s=timeout_s, security=self.security)
         self.timeout_s = timeout_s
 
     def lift(
@@ -83,7 +96,9 @@ class MotionLiftClient:
         if config.get("policy") is None:
             config["policy"] = "all" if isinstance(frames, Sized) else "latest"
         request = wire.stream_config(StreamOptions.from_mapping(config))
-        return FrameStream(self._grpc.stub, request, frames, timeout_s=timeout_s, metadata=metadata(request_id))
+        return FrameStream(
+            self._grpc.stub, request, frames, timeout_s=timeout_s, metadata=metadata(request_id, self.security)
+        )
 
     def close(self) -> None:
         self._transport.close()
@@ -100,10 +115,19 @@ class AsyncMotionLiftClient:
     ``AsyncFrameStream`` to use as ``async with client.stream(...) as s``. Create it inside the event loop
     that uses it (grpc.aio channels belong to one loop)."""
 
-    def __init__(self, url: str | None = None, *, grpc: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        grpc: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        api_key: str | None = None,
+        tls: Security = PLAIN,
+    ):
         _one_target(url, grpc)
-        self._grpc = None if grpc is None else AsyncGrpcTransport(grpc, timeout_s=timeout_s)
-        self._transport = self._grpc or AsyncRestTransport(str(url), timeout_s=timeout_s)
+        self.security = replace(tls, api_key=api_key).with_env() if api_key else tls.with_env()
+        self._grpc = None if grpc is None else AsyncGrpcTransport(grpc, timeout_s=timeout_s, security=self.security)
+        self._transport = self._grpc or AsyncRestTransport(str(url), timeout_s=timeout_s, security=self.security)
         self.timeout_s = timeout_s
 
     async def lift(
@@ -127,7 +151,9 @@ class AsyncMotionLiftClient:
         if self._grpc is None:
             raise ValueError("streaming needs gRPC: AsyncMotionLiftClient(grpc='host:port')")
         request = wire.stream_config(StreamOptions.from_mapping(config))
-        return AsyncFrameStream(self._grpc.stub, request, timeout_s=timeout_s, metadata=metadata(request_id))
+        return AsyncFrameStream(
+            self._grpc.stub, request, timeout_s=timeout_s, metadata=metadata(request_id, self.security)
+        )
 
     async def close(self) -> None:
         await self._transport.close()

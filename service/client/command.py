@@ -35,6 +35,22 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
     add_option_flags(lift)
     lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
     lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    add_security_flags(lift)
+
+
+def add_security_flags(parser: argparse.ArgumentParser) -> None:
+    """The API key and TLS (``service.client.security``)."""
+    parser.add_argument("--api-key", default=None, help="API key (default: $MOTIONLIFT_API_KEY)")
+    parser.add_argument("--tls", action="store_true", help="gRPC over TLS (REST: an https:// --url)")
+    parser.add_argument("--tls-ca", type=Path, default=None, help="CA bundle to trust (default: the system's)")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="this client's certificate (mutual TLS)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="the private key of --tls-cert")
+
+
+def security_of(args: argparse.Namespace) -> Any:
+    from service.client import Security
+
+    return Security(args.api_key, args.tls, args.tls_ca, args.tls_cert, args.tls_key).with_env()
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         keypoints, tracks = None, {t.id: {"keypoints": t.keypoints, "start": t.start} for t in data.tracks}
     try:
-        with MotionLiftClient(args.url or (None if args.grpc else DEFAULT_URL), grpc=args.grpc) as client:
+        target = args.url or (None if args.grpc else DEFAULT_URL)
+        with MotionLiftClient(target, grpc=args.grpc, tls=security_of(args)) as client:
             answer = client.lift(keypoints, tracks=tracks, timeout_s=args.timeout, **options)
     except LiftError as exc:
         field = f" at {exc.field}" if exc.field else ""

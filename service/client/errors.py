@@ -2,7 +2,8 @@
 
 REST: the JSON body's ``error.code`` picks the class (the status when the body is not the service's);
 ``field``, ``message`` and ``Retry-After`` are kept. gRPC: the status code picks the class (the table of
-``service.errors`` read backwards); the field comes from the ``motionlift-field`` trailing metadata and is cut
+``service.errors`` read backwards), or the ``motionlift-code`` trailing metadata when the service sent it (it tells
+``Overloaded`` from ``QuotaExceeded``); the field comes from the ``motionlift-field`` trailing metadata and is cut
 off the front of the details. RESOURCE_EXHAUSTED is ``Overloaded`` when the service says when to retry
 (``retry-after-s``), else ``PayloadTooLarge`` (grpc refuses an oversized message without that metadata).
 The request id, when known, is added as a note to the exception (``exc.__notes__``).
@@ -22,7 +23,9 @@ from service.errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    QuotaExceeded,
     RequestTimeout,
+    Unauthenticated,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -31,12 +34,16 @@ BY_CODE: dict[str, type[LiftError]] = {cls.code: cls for cls in ERRORS}
 # Answers without the service's error body (a proxy, a crash page): the status picks the class (503: Unavailable).
 BY_STATUS: dict[int, type[LiftError]] = {
     cls.http_status: cls
-    for cls in (InvalidInput, BadRequest, NotFound, RequestTimeout, UnsupportedMediaType, PayloadTooLarge)
-} | {503: Unavailable, 504: DeadlineExceeded}
+    for cls in (
+        InvalidInput, BadRequest, NotFound, RequestTimeout, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
+        QuotaExceeded,
+    )
+} | {503: Unavailable, 504: DeadlineExceeded}  # fmt: skip
 BY_GRPC: dict[str, type[LiftError]] = {
     "INVALID_ARGUMENT": InvalidInput,
     "UNAVAILABLE": Unavailable,
     "DEADLINE_EXCEEDED": DeadlineExceeded,
+    "UNAUTHENTICATED": Unauthenticated,
 }
 
 
@@ -69,8 +76,11 @@ def from_grpc(code: str, details: str | None, metadata: Iterable[tuple[str, str 
     if field and message.startswith(f"{field}: "):
         message = message[len(field) + 2 :]
     retry = meta.get("retry-after-s")
-    if code == "RESOURCE_EXHAUSTED":
-        cls: type[LiftError] = Overloaded if retry is not None else PayloadTooLarge
+    named = BY_CODE.get(meta.get("motionlift-code", ""))  # the service names its error; grpc's own errors do not
+    if named is not None:
+        cls: type[LiftError] = named
+    elif code == "RESOURCE_EXHAUSTED":
+        cls = Overloaded if retry is not None else PayloadTooLarge
     else:
         cls = BY_GRPC.get(code, LiftError)
     error = cls(message, field=field, retry_after_s=float(retry) if retry is not None else None)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from service.config import Settings
-from service.core import keypoints, selection, windows
+from service.core import audit, keypoints, selection, windows
+from service.core.access import ANONYMOUS, Caller, settings_access
 from service.core.admission import Door
 from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
@@ -75,6 +76,7 @@ class Lifter:
             on_batch=self.metrics.on_batch,
         )
         self.door = Door(settings.max_queued_windows)
+        self.access = settings_access(settings)
         self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
 
     @property
@@ -123,32 +125,53 @@ class Lifter:
         return list(out)
 
     async def lift(
-        self, tracks: Sequence[Track], options: LiftOptions, *, timeout_s: float | None = None, protocol: str = "rest"
+        self,
+        tracks: Sequence[Track],
+        options: LiftOptions,
+        *,
+        timeout_s: float | None = None,
+        protocol: str = "rest",
+        caller: Caller = ANONYMOUS,
+        request_id: str = "-",
     ) -> LiftResult:
         """Lift every track to 3D.
 
         ``timeout_s`` (e.g. a gRPC deadline) shortens the configured ``timeout_s``, never lengthens it.
         Raises ``InvalidInput`` (bad keypoints or options), ``Unavailable`` (model not ready),
-        ``Overloaded`` (queue full: nothing was queued), ``DeadlineExceeded`` (the deadline passed:
+        ``Overloaded`` (queue full: nothing was queued), ``QuotaExceeded`` (``caller`` over its frames per
+        second, ``service.core.access``), ``DeadlineExceeded`` (the deadline passed:
         queued windows are dropped) and ``BackendError`` (also for an answer that is not finite). The outcome
         (by ``protocol``) and stage latencies go to ``metrics``; cancelling the call (client gone) drops its queued
         windows.
         """
+        t0 = time.perf_counter()
+        outcome = "internal"
         try:
-            result = await self._lift(tracks, options, timeout_s)
+            result = await self._lift(tracks, options, timeout_s, caller)
+            outcome = "ok"
         except LiftError as exc:
-            self.metrics.on_request(protocol, exc.code)
+            outcome = exc.code
             raise
         except asyncio.CancelledError:
-            self.metrics.on_request(protocol, "cancelled")  # the client went away; its windows were dropped
+            outcome = "cancelled"  # the client went away; its windows were dropped
             raise
-        except Exception:
-            self.metrics.on_request(protocol, "internal")
-            raise
+        finally:
+            if outcome != "ok":
+                self.metrics.on_request(protocol, outcome)
+            frames = sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks)
+            audit.request(caller, request_id, protocol, frames, outcome, 1000 * (time.perf_counter() - t0))
         self.metrics.on_request(protocol, "ok", result.timing.stages_ms())
         return result
 
-    def refused(self, error: LiftError, *, protocol: str, admitted: bool = True) -> LiftError:
+    def refused(
+        self,
+        error: LiftError,
+        *,
+        protocol: str,
+        admitted: bool = True,
+        caller: Caller = ANONYMOUS,
+        request_id: str = "-",
+    ) -> LiftError:
         """Count a request an edge refused before it reached ``lift`` (a body it could not read or decode, or
         one turned away at admission), so every request has its outcome in the metrics; returns ``error`` for
         the edge to raise. ``admitted``: the door had let it in (its reservation ends now); False for a refusal
@@ -156,24 +179,47 @@ class Lifter:
         if admitted and not isinstance(error, Overloaded | Unavailable):
             self.door.settle(None)
         self.metrics.on_request(protocol, error.code)
+        audit.request(caller, request_id, protocol, 0, error.code, 0.0)
         return error
 
     def open_stream(
-        self, options: StreamOptions, *, timeout_s: Callable[[], float | None] = lambda: None
+        self,
+        options: StreamOptions,
+        *,
+        timeout_s: Callable[[], float | None] = lambda: None,
+        caller: Caller = ANONYMOUS,
+        request_id: str = "-",
     ) -> StreamSession:
         """A new stream over the shared batcher (``service.core.streams``); ``close()`` it when done.
 
         ``timeout_s`` returns the time the stream has left (a gRPC deadline). Raises ``Unavailable`` when the
-        model is not ready and ``InvalidInput`` naming ``config.<field>`` for a configuration it cannot serve.
+        model is not ready, ``InvalidInput`` naming ``config.<field>`` for a configuration it cannot serve and
+        ``QuotaExceeded`` when ``caller`` has its quota of streams open; its frames draw on its frames per second
+        (a frame over it ends the stream with ``QuotaExceeded``).
         """
         if not self.ready:
             raise Unavailable(self._unavailable())
         plan = options.resolve(model_window=self.backend.info.window)
+        end = self.access.open_stream(caller)
+        audit.stream(caller, request_id, "open")
+
+        def closed(frames: int, outcome: str) -> None:
+            end()
+            audit.stream(caller, request_id, "close", frames, outcome)
+
         return StreamSession(
-            self.infer_windows, plan, metrics=self.metrics, max_tracks=self.settings.max_tracks, timeout_s=timeout_s
+            self.infer_windows,
+            plan,
+            metrics=self.metrics,
+            max_tracks=self.settings.max_tracks,
+            timeout_s=timeout_s,
+            charge=lambda frames: self.access.charge(caller, frames),
+            on_close=closed,
         )
 
-    async def _lift(self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None) -> LiftResult:
+    async def _lift(
+        self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None, caller: Caller
+    ) -> LiftResult:
         t0 = time.perf_counter()
         try:
             if not self.ready:
@@ -181,6 +227,7 @@ class Lifter:
             window = self.backend.info.window
             options.check(window=window)
             check_tracks(tracks, max_tracks=self.settings.max_tracks)
+            self.access.charge(caller, sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks))
         except LiftError:
             self.door.settle(None)  # it will not reach the queue: its reservation ends now
             raise

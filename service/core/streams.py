@@ -119,6 +119,8 @@ class StreamSession:
         max_tracks: int,
         timeout_s: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        charge: Callable[[int], None] = lambda frames: None,
+        on_close: Callable[[int, str], None] = lambda frames, outcome: None,
     ) -> None:
         self._infer = infer
         self.plan = plan
@@ -126,6 +128,10 @@ class StreamSession:
         self._max_tracks = max_tracks
         self._timeout_s = timeout_s
         self._clock = clock
+        self._charge = charge  # the caller's frames-per-second quota: raises QuotaExceeded over it
+        self._on_close = on_close  # (frames received, outcome): the caller's stream slot ends, the audit line
+        self._received = 0
+        self._outcome = "ok"
         self._tracks: dict[str, _Track] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[FrameAnswer | _End] = asyncio.Queue(ANSWER_QUEUE)
@@ -142,11 +148,14 @@ class StreamSession:
         return list(self._tracks)
 
     def push(self, frames: Sequence[TrackFrame]) -> None:
-        """Add one video frame's tracks. All are validated first: on ``InvalidInput`` none is used."""
+        """Add one video frame's tracks. All are validated and charged first: on ``InvalidInput`` or
+        ``QuotaExceeded`` none is used."""
         now = self._clock()
         self._expire(now)
         last = {tid: track.last_index for tid, track in self._tracks.items()}
         checked = check_frames(frames, self.plan.options, last_index=last, max_tracks=self._max_tracks)
+        self._charge(len(frames))
+        self._received += len(frames)
         self._metrics.stream_frames.labels("received").inc(len(frames))
         for frame, pose in zip(frames, checked, strict=True):
             track = self._tracks.get(frame.track_id)
@@ -193,6 +202,7 @@ class StreamSession:
 
     async def fail(self, error: LiftError) -> None:
         """End the stream with ``error`` (e.g. a bad frame): ``answers()`` raises it after the queued answers."""
+        self._outcome = error.code
         await self._end(_End(error))
 
     async def close(self) -> None:
@@ -200,6 +210,7 @@ class StreamSession:
         if not self._closed:
             self._closed = True
             self._metrics.streams.dec()
+            self._on_close(self._received, self._outcome)
         self._stopped = True
         self._room.set()
         if self._reaper is not None:

@@ -13,8 +13,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.api.grpc.guard import KeyGuard
 from service.api.grpc.servicer import LifterServicer
 from service.api.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
+from service.api.tls import certificates
 from service.config import Settings
 from service.core.lifter import Lifter
 
@@ -41,7 +43,10 @@ class RpcServer:
         self.port: int | None = None
 
     async def start(self) -> None:
+        access = self._lifter.access
+        guard = KeyGuard(access, lambda error: self._lifter.refused(error, protocol="grpc", admitted=False))
         server = grpc.aio.server(
+            interceptors=[guard] if access.enabled else [],
             maximum_concurrent_rpcs=self._settings.max_grpc_calls,  # beyond: RESOURCE_EXHAUSTED at once
             options=[
                 ("grpc.max_receive_message_length", self._settings.max_body_bytes),
@@ -55,7 +60,11 @@ class RpcServer:
         services = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, server)
         address = f"{self._settings.host}:{self._settings.grpc_port}"
-        self.port = server.add_insecure_port(address)
+        tls = certificates(self._settings.tls_cert, self._settings.tls_key, self._settings.tls_client_ca)
+        if tls is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, tls.grpc_credentials())
         # Set before serving: the servicer starts with "" SERVING, which must not show before the model is ready.
         serving = health_pb2.HealthCheckResponse.SERVING
         status = serving if self._lifter.ready else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -63,7 +72,7 @@ class RpcServer:
             await self.health.set(name, status)
         await server.start()
         self._server = server
-        log.info("gRPC on %s:%d", self._settings.host, self.port)
+        log.info("gRPC on %s:%d%s", self._settings.host, self.port, "" if tls is None else " (TLS)")
 
     async def stop(self) -> None:
         server, self._server = self._server, None

@@ -23,6 +23,7 @@ import grpc
 from service.api.grpc import wire
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
+from service.core.access import ANONYMOUS, Caller
 from service.core.lifter import Lifter
 from service.core.results import coordinates
 from service.core.streams import StreamSession
@@ -54,6 +55,7 @@ async def _abort(context: Context, exc: BaseException, request_id: str, method: 
     if isinstance(exc, LiftError):
         code = grpc.StatusCode[exc.grpc_code]
         details = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        metadata.append(("motionlift-code", exc.code))  # the error class, where one status covers several
         if exc.field:
             metadata.append(("motionlift-field", exc.field))
         if exc.retry_after_s is not None:
@@ -77,10 +79,22 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         # (service/api/rest/protocol.py measures why); the wait is a timer, not work.
         self._refusal_delay_s = lifter.settings.refusal_delay_ms / 1000
 
+    def _caller(self, context: Context) -> Caller:
+        """The call's caller from its ``authorization`` metadata; ``Unauthenticated`` without a valid key."""
+        if not self._lifter.access.enabled:
+            return ANONYMOUS
+        given = next((str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None)
+        return self._lifter.access.authenticate(given)
+
     async def Lift(self, request: pb.LiftRequest, context: Context) -> pb.LiftResponse:
         """Decode, ``Lifter.lift`` with the call's remaining time, encode; errors as the module says."""
         request_id = _request_id(context)
         try:
+            try:
+                caller = self._caller(context)
+            except LiftError as exc:  # before admission: no reservation to settle
+                await asyncio.sleep(self._refusal_delay_s)
+                raise self._lifter.refused(exc, protocol="grpc", admitted=False, request_id=request_id) from None
             try:
                 try:
                     self._lifter.admit()  # before any work: the message is decoded only if it can be queued
@@ -92,8 +106,15 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
                 else:
                     tracks, options = wire.lift_input(request)
             except LiftError as exc:
-                raise self._lifter.refused(exc, protocol="grpc") from None
-            result = await self._lifter.lift(tracks, options, timeout_s=context.time_remaining(), protocol="grpc")
+                raise self._lifter.refused(exc, protocol="grpc", caller=caller, request_id=request_id) from None
+            result = await self._lifter.lift(
+                tracks,
+                options,
+                timeout_s=context.time_remaining(),
+                protocol="grpc",
+                caller=caller,
+                request_id=request_id,
+            )
             return wire.lift_response(result, request_id, self._lifter.info)
         except Exception as exc:
             await _abort(context, exc, request_id, "Lift")
@@ -110,7 +131,10 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             first = await anext(aiter(requests), None)
             if first is None:
                 return
-            session = self._lifter.open_stream(wire.stream_options(first), timeout_s=context.time_remaining)
+            caller = self._caller(context)
+            session = self._lifter.open_stream(
+                wire.stream_options(first), timeout_s=context.time_remaining, caller=caller, request_id=request_id
+            )
             plan = session.plan
             yield wire.stream_started(plan, coordinates(plan.options), self._lifter.info)
             reader = asyncio.create_task(self._read(requests, session, request_id), name="stream reader")

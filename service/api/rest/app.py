@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.rest import openapi
+from service.api.rest.auth import KeyCheck
 from service.api.rest.middleware import BodyLimit, RequestId
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import add_lift, add_probes
@@ -66,16 +68,31 @@ def create_app(
         summary=SUMMARY,
         version=VERSION,
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
         redoc_url=None,
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
-    app.add_middleware(RequestId)  # added last = outermost: every answer, 413 and 500 included, has the id
+    app.add_middleware(
+        KeyCheck, access=lifter.access, count=lambda error: lifter.refused(error, protocol="rest", admitted=False)
+    )
+    app.add_middleware(RequestId)  # outside the key check: every answer, 401, 413 and 500 included, has the id
+    if settings.cors_origins:  # outermost: a browser's preflight (OPTIONS) carries no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+            max_age=600,
+        )
     _add_error_handlers(app)
     add_probes(app, lifter)
     add_lift(app, lifter, reader)
     add_upload(app, lifter, reader)
-    openapi.install(app, lifter)
+    if settings.docs:
+        openapi.install(app, lifter)
     return app
 
 
@@ -96,6 +113,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         if exc.http_status in (408, 413, 415):  # the body may be unread: this connection cannot carry another
             headers["Connection"] = "close"
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="motionlift"'
         if exc.http_status == 500:  # a fault; 503 and 504 are the service working as documented, under load
             request_id = getattr(request.state, "request_id", "?")
             log.error("%s %s failed (request %s): %s", request.method, request.url.path, request_id, exc.message)

@@ -5,10 +5,11 @@
   headers, so a client that opens connections and sends half a request line held them until shutdown;
 - **open connections**: beyond ``max_connections``, a new connection gets 503 and is closed at once (uvicorn's
   ``limit_concurrency`` answers a plain-text 503, outside the service's error envelope);
-- **refusal at the door**: ``POST /lift`` that ``admission`` refuses (the queue is full, the service is not
-  ready) is answered 503 from here, as soon as its headers are in, without an ASGI task, FastAPI or a parse: its
-  body is discarded by the HTTP parser as it arrives and the connection stays usable. At 10x overload most
-  requests are refusals, and through the whole stack each cost the model's CPU about a millisecond;
+- **refusal at the door**: ``POST /lift`` that ``admission`` refuses (no valid API key: 401; the queue is full,
+  the service is not ready: 503) is answered from here, as soon as its headers are in, without an ASGI task,
+  FastAPI or a parse: its body is discarded by the HTTP parser as it arrives and the connection stays usable. At
+  10x overload most requests are refusals, and through the whole stack each cost the model's CPU about a
+  millisecond;
 - **refusals that do not feed a retry storm**: that 503 is sent ``refusal_delay_s`` after the request is complete,
   with the connection's reading paused meanwhile. A client that retries at once (most load generators, many
   naive clients) otherwise turns every refusal into another one: at 10x overload on 2 cores the loop then spent a
@@ -32,10 +33,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import LiftError, Overloaded, RequestTimeout
 
-REASONS = {408: "Request Timeout", 503: "Service Unavailable"}
+REASONS = {401: "Unauthorized", 408: "Request Timeout", 503: "Service Unavailable"}
 
 
-Admission = Callable[[], LiftError | None]  # None: admitted; else the (counted) refusal to answer
+# Given the request's Authorization header: None when admitted; else the (counted) refusal to answer (401, 503).
+Admission = Callable[[bytes | None], LiftError | None]
 
 
 def limited_http(
@@ -126,7 +128,7 @@ class _LimitedHttp(HttpToolsProtocol):
             return None
         if self.cycle is not None and not self.cycle.response_complete:
             return None  # a pipelined request behind one in flight: the route decides when its turn comes
-        return self.admission()
+        return self.admission(next((value for name, value in self.headers if name == b"authorization"), None))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -160,7 +162,9 @@ class _LimitedHttp(HttpToolsProtocol):
             f"content-length: {len(body)}",
             f"x-request-id: {request_id}",
         ]
-        if retry_after:
+        if error.http_status == 401:
+            head.append('www-authenticate: Bearer realm="motionlift"')
+        elif retry_after:
             head.append(f"retry-after: {max(1, round(error.retry_after_s or 1))}")
         if close:
             head.append("connection: close")

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from service.api.rest.reader import BodyReader
 from service.api.rest.schemas import ErrorResponse, Health, LiftResponse, ModelDescription, Readiness
+from service.core.access import ANONYMOUS, Caller
 from service.core.keypoints import JOINT_NAMES
 from service.core.lifter import Lifter
 from service.core.results import LiftResult, TrackResult
@@ -107,16 +108,26 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
             with reader.reserve(declared_length(request.headers)) as reserved:
                 parsed = await reader.parse_chunks(request.stream(), reserved=reserved)
         except LiftError as exc:
-            raise lifter.refused(exc, protocol="rest") from None
+            raise lifter.refused(
+                exc, protocol="rest", caller=caller_of(request), request_id=request.state.request_id
+            ) from None
         except ClientDisconnect:  # the client left while sending its body: nobody to answer, nothing went wrong
             lifter.metrics.on_request("rest", "cancelled")
             log.info("client went away while sending its body; request %s dropped", request.state.request_id)
             return Response(status_code=499)
-        result = await _unless_disconnected(request, lifter.lift(parsed.tracks, parsed.options))
+        result = await _unless_disconnected(
+            request, lifter.lift(parsed.tracks, parsed.options, caller=caller_of(request))
+        )
         if result is None:  # nobody to answer; 499 as nginx logs it
             return Response(status_code=499)
         payload = answer(result, request.state.request_id, lifter, ids=parsed.ids)
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
+
+
+def caller_of(request: Request) -> Caller:
+    """Who is calling (``auth.KeyCheck`` put it there), ``ANONYMOUS`` without keys."""
+    caller: Caller = getattr(request.state, "caller", ANONYMOUS)
+    return caller
 
 
 def declared_length(headers: Headers) -> int | None:

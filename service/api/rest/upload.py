@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from service.api.rest.reader import BodyReader
-from service.api.rest.routes import JSON_OPTIONS, Responses, answer, declared_length, errors
+from service.api.rest.routes import JSON_OPTIONS, Responses, answer, caller_of, declared_length, errors
 from service.core.lifter import Lifter
 from service.core.options import (
     FIELD_DOCS,
@@ -118,7 +118,13 @@ def add_upload(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
             lift_options = LiftOptions.from_mapping(file_options(read, given))
         except LiftError as exc:
             raise lifter.refused(exc, protocol="rest") from None
-        result = await lifter.lift(file_tracks(read), lift_options, protocol="rest")
+        result = await lifter.lift(
+            file_tracks(read),
+            lift_options,
+            protocol="rest",
+            caller=caller_of(request),
+            request_id=request.state.request_id,
+        )
         payload = answer(result, request.state.request_id, lifter, ids=[t.id for t in read.tracks])
         payload["input"] = {"source": read.source, "format": read.layout, "frames": read.frames}
         if read.frame_ids:
