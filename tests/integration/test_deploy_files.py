@@ -54,12 +54,33 @@ def test_compose_brings_up_triton_on_the_gpu_and_the_gateway() -> None:
     assert gateway["depends_on"]["triton"]["condition"] == "service_healthy"
     for service in services.values():
         assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"]
+    assert_locked_down(gateway)
+
+
+def assert_locked_down(gateway: dict[str, Any]) -> None:
+    """README "Security": keys from the secret, ports on the loopback only, a hardened container."""
+    assert gateway["environment"]["MOTIONLIFT_API_KEYS"] == "/run/secrets/api_keys"
+    assert gateway["secrets"] == [{"source": "api_keys", "target": "/run/secrets/api_keys"}]
+    assert {p["host_ip"] for p in gateway["ports"]} == {"127.0.0.1"}
+    assert gateway["read_only"] is True and gateway["cap_drop"] == ["ALL"]
+    assert gateway["security_opt"] == ["no-new-privileges:true"] and gateway["tmpfs"] == ["/tmp:size=64m"]
+    assert "MOTIONLIFT_INSECURE" not in gateway["environment"]
 
 
 def test_cpu_profile_runs_the_embedded_backend() -> None:
     cpu = compose("--profile", "cpu")["gateway-cpu"]
     assert cpu["build"]["target"] == "embedded" and cpu["environment"]["MOTIONLIFT_BACKEND"] == "torchscript"
     assert {p["target"] for p in cpu["ports"]} == {8000, 50051} and cpu["healthcheck"]["test"]
+    assert_locked_down(cpu)
+
+
+def test_the_image_runs_unprivileged_and_binds_everywhere_only_with_keys() -> None:
+    """The image listens on 0.0.0.0 (a container must), so `serve` refuses to start there without a keys file or
+    client certificates (service/api/command.py: exposure); the image sets neither, nor --insecure."""
+    text = (REPO / "docker" / "Dockerfile").read_text()
+    assert "MOTIONLIFT_HOST=0.0.0.0" in text and "INSECURE" not in text
+    stages = text.split("\nFROM ")[1:]
+    assert all("\nUSER 10001\n" in stage for stage in stages if stage.split()[2] in ("gateway", "embedded"))
 
 
 def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:

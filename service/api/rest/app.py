@@ -63,7 +63,10 @@ def create_app(
     # /docs is Swagger UI served from fastapi-offline's copy of its assets (no CDN: the docs work offline), without
     # the validator badge (Swagger UI would fetch it from validator.swagger.io); /docs is the one documentation page
     # (README "Endpoints"), so no /redoc.
-    app = FastAPIOffline(
+    # --docs off: plain FastAPI without the document, the page or the assets (fastapi-offline needs a document).
+    docs: dict[str, Any] = {"swagger_ui_parameters": {"validatorUrl": None}} if settings.docs else {}
+    kind = FastAPIOffline if settings.docs else FastAPI
+    app = kind(
         title=TITLE,
         summary=SUMMARY,
         version=VERSION,
@@ -71,14 +74,29 @@ def create_app(
         docs_url="/docs" if settings.docs else None,
         openapi_url="/openapi.json" if settings.docs else None,
         redoc_url=None,
-        swagger_ui_parameters={"validatorUrl": None},
+        **docs,
     )
+    _add_middleware(app, lifter)
+    _add_error_handlers(app)
+    add_probes(app, lifter)
+    add_lift(app, lifter, reader)
+    add_upload(app, lifter, reader)
+    if settings.docs:
+        openapi.install(app, lifter)
+    return app
+
+
+def _add_middleware(app: FastAPI, lifter: Lifter) -> None:
+    """Inside out: the body's limits, the key check, request ids (outside the key check: every answer, 401, 413
+    and 500 included, has one), then CORS when origins are allowed (outermost: a browser's preflight carries no
+    key)."""
+    settings = lifter.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.add_middleware(
         KeyCheck, access=lifter.access, count=lambda error: lifter.refused(error, protocol="rest", admitted=False)
     )
-    app.add_middleware(RequestId)  # outside the key check: every answer, 401, 413 and 500 included, has the id
-    if settings.cors_origins:  # outermost: a browser's preflight (OPTIONS) carries no key
+    app.add_middleware(RequestId)
+    if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -87,13 +105,6 @@ def create_app(
             expose_headers=["x-request-id", "retry-after"],
             max_age=600,
         )
-    _add_error_handlers(app)
-    add_probes(app, lifter)
-    add_lift(app, lifter, reader)
-    add_upload(app, lifter, reader)
-    if settings.docs:
-        openapi.install(app, lifter)
-    return app
 
 
 def _error(status: int, request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

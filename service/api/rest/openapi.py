@@ -17,6 +17,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.api.rest.auth import is_open
 from service.api.rest.examples import REQUEST_EXAMPLES
 from service.api.rest.schemas import options_model
 from service.config import Settings
@@ -217,7 +218,7 @@ def _add_headers(document: dict[str, Any]) -> None:
             for status, response in operation["responses"].items():
                 headers = response.setdefault("headers", {})
                 headers["x-request-id"] = {"$ref": "#/components/headers/RequestId"}
-                if status == "503":
+                if status in ("429", "503"):
                     headers["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
 
 
@@ -233,8 +234,31 @@ def build(app: FastAPI, settings: Settings, window: int | None) -> dict[str, Any
         "required": True,
         "content": {"application/json": {"schema": _ref("LiftRequest"), "examples": REQUEST_EXAMPLES}},
     }
+    if settings.api_keys is not None:
+        _add_security(document)
     _add_headers(document)
     return document
+
+
+def _add_security(document: dict[str, Any]) -> None:
+    """With API keys: the bearer scheme (Swagger UI's "Authorize" sends it), on every operation but the probes,
+    with their 401 and 429 answers."""
+    document["components"]["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key of `motionlift keys create`: `Authorization: Bearer <key>`",
+        }
+    }
+    error = {"content": {"application/json": {"schema": {"$ref": SCHEMAS + "ErrorResponse"}}}}
+    for path, operations in document["paths"].items():
+        if is_open(path):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"apiKey": []}]
+            responses = operation["responses"]
+            responses.setdefault("401", {"description": "no API key, or one not valid (unknown or revoked)", **error})
+            responses.setdefault("429", {"description": "this key is over its quota (with Retry-After)", **error})
 
 
 def install(app: FastAPI, lifter: Lifter) -> None:

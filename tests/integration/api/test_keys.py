@@ -86,6 +86,12 @@ def test_strangers_get_401_and_probes_stay_open(secured: Secured) -> None:
             assert error["request_id"] == answer.headers["x-request-id"]
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
         assert httpx.get(f"{url}{path}").status_code == 200, path
+    document = httpx.get(f"{url}/openapi.json").json()
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    lift = document["paths"]["/lift"]["post"]
+    assert lift["security"] == [{"apiKey": []}] and {"401", "429"} <= set(lift["responses"])
+    assert "Retry-After" in lift["responses"]["429"]["headers"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
     ok = httpx.post(f"{url}/lift", json=BODY, headers=bearer(secured.keys["bob"]), timeout=60)
     assert ok.status_code == 200, ok.text
     assert httpx.get(f"{url}/metrics", headers=bearer(secured.keys["bob"])).status_code == 200
