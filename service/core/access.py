@@ -175,6 +175,13 @@ class Access:
             )
         bucket.tokens -= frames
 
+    def refund(self, caller: Caller, frames: int) -> None:
+        """Give back frames ``charge`` took for a request the service then could not serve (queue full, model not
+        ready): the caller did not get the work, so it does not pay for it."""
+        bucket = self._buckets.get(caller.name)
+        if bucket is not None and caller.frames_per_s is not None:
+            bucket.tokens = min(caller.frames_per_s, bucket.tokens + frames)
+
     def open_stream(self, caller: Caller) -> Callable[[], None]:
         """Count one more open stream of ``caller``; returns the function that ends it (call it once).
         ``QuotaExceeded`` when the caller has its quota of streams open."""

@@ -227,10 +227,20 @@ class Lifter:
             window = self.backend.info.window
             options.check(window=window)
             check_tracks(tracks, max_tracks=self.settings.max_tracks)
-            self.access.charge(caller, sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks))
+            frames = sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks)
+            self.access.charge(caller, frames)
         except LiftError:
             self.door.settle(None)  # it will not reach the queue: its reservation ends now
             raise
+        try:
+            return await self._run(tracks, options, timeout_s, window, t0)
+        except (Overloaded, Unavailable):  # the service's state, not the caller's use: its frames are given back
+            self.access.refund(caller, frames)
+            raise
+
+    async def _run(
+        self, tracks: Sequence[Track], options: LiftOptions, timeout_s: float | None, window: int, t0: float
+    ) -> LiftResult:
         overlap = options.overlap if options.overlap is not None else self._default_overlap(window)
         self._check_fits(tracks, window, overlap, options.flip)  # settles the door's reservation
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering

@@ -131,7 +131,10 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             first = await anext(aiter(requests), None)
             if first is None:
                 return
-            caller = self._caller(context)
+            try:
+                caller = self._caller(context)
+            except LiftError as exc:  # counted, as every refused call is
+                raise self._lifter.refused(exc, protocol="grpc", admitted=False, request_id=request_id) from None
             session = self._lifter.open_stream(
                 wire.stream_options(first), timeout_s=context.time_remaining, caller=caller, request_id=request_id
             )

@@ -104,3 +104,16 @@ def test_streams_at_once_are_counted_per_key() -> None:
     access.open_stream(dave)
     with pytest.raises(QuotaExceeded):
         access.open_stream(dave)
+
+
+def test_frames_of_a_request_the_service_could_not_serve_are_given_back() -> None:
+    clock = Clock()
+    access = Access(clock=clock)
+    caller = Caller("alice", frames_per_s=10.0)
+    access.charge(caller, 27)
+    access.refund(caller, 27)  # e.g. the queue was full: the bucket is as it was, never over one second's frames
+    access.charge(caller, 9)
+    access.charge(caller, 1)
+    with pytest.raises(QuotaExceeded):
+        access.charge(caller, 1)
+    access.refund(Caller("nobody", frames_per_s=10.0), 5)  # a key that never paid: nothing to give back
