@@ -116,7 +116,8 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
             log.info("client went away while sending its body; request %s dropped", request.state.request_id)
             return Response(status_code=499)
         result = await _unless_disconnected(
-            request, lifter.lift(parsed.tracks, parsed.options, caller=caller_of(request))
+            request,
+            lifter.lift(parsed.tracks, parsed.options, caller=caller_of(request), request_id=request.state.request_id),
         )
         if result is None:  # nobody to answer; 499 as nginx logs it
             return Response(status_code=499)

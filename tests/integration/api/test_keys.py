@@ -197,7 +197,13 @@ def test_no_key_appears_in_logs_metrics_or_errors(secured: Secured, caplog: pyte
                 except grpc.RpcError as exc:
                     seen.append(str(exc.details()) + str(exc.trailing_metadata()))
     seen.append(httpx.get(f"{secured.url}/metrics", headers=bearer(secured.keys["bob"])).text)
-    assert "audit key=bob request=" in caplog.text  # the audit log names the key, never holds it
+    chosen = httpx.post(
+        f"{secured.url}/lift", json=BODY, headers={**bearer(secured.keys["bob"]), "x-request-id": "audit-1"}
+    )
+    assert chosen.status_code == 200
+    # One audit line per request, naming the key (never holding it), the request id, what and how it went.
+    assert "audit key=bob request=audit-1 protocol=rest frames=27 outcome=ok latency_ms=" in caplog.text
+    assert "audit key=- request=" in caplog.text and "outcome=unauthenticated" in caplog.text
     for key in secured.keys.values():
         secret = key.removeprefix("mlk_")
         assert secret not in caplog.text
