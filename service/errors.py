@@ -75,6 +75,14 @@ class RequestTimeout(LiftError):
     grpc_code = "DEADLINE_EXCEEDED"
 
 
+class NotAcceptable(LiftError):
+    """The answer cannot be given in the media type the ``Accept`` header asks for (e.g. BVH of several tracks)."""
+
+    code = "not_acceptable"
+    http_status = 406
+    grpc_code = "INVALID_ARGUMENT"
+
+
 class UnsupportedMediaType(LiftError):
     """The body is not ``application/json`` (or is compressed): the service reads plain JSON only."""
 
@@ -153,6 +161,7 @@ ERRORS: tuple[type[LiftError], ...] = (
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    NotAcceptable,
     UnsupportedMediaType,
     PayloadTooLarge,
     Overloaded,

@@ -33,7 +33,14 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
     lift.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
                       help="layout of the file (default: detected)")  # fmt: skip
     add_option_flags(lift)
-    lift.add_argument("--out", type=Path, default=None, help="result.json or result.npy (default: JSON to stdout)")
+    lift.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result.json, result.npy or motion.bvh (one file per track: motion_<id>.bvh; default: JSON to stdout)",
+    )
+    lift.add_argument("--fps", type=float, default=30.0, help="frames per second of the video (BVH frame time)")
+    lift.add_argument("--height-m", type=float, default=1.70, help="the subject's height (BVH skeleton scale)")
     lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
     add_security_flags(lift)
 
@@ -79,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from service.formats import KeypointFileError, read_keypoints
     from service.formats.policy import file_options, reading_gap
 
-    if args.out is not None and args.out.suffix not in (".json", ".npy"):
-        return _fail(f"--out must end in .json or .npy, got {args.out}", 2)
+    if args.out is not None and args.out.suffix not in (".json", ".npy", ".bvh"):
+        return _fail(f"--out must end in .json, .npy or .bvh, got {args.out}", 2)
     source = None if args.input_format == "auto" else args.input_format
     flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
     try:
@@ -103,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     _report(answer)
     if args.out is not None and args.out.suffix == ".npy":
         np.save(args.out, _stacked(data.frames, answer))
+    elif args.out is not None and args.out.suffix == ".bvh":
+        return _write_bvh(args.out, answer, args.fps, args.height_m)
     else:
         text = json.dumps(_document(data, answer), separators=(",", ":"))
         if args.out is None:
@@ -110,6 +119,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             args.out.write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def _write_bvh(out: Path, answer: Any, fps: float, height_m: float) -> int:
+    """One BVH per track (``service.motion.bvh``): ``out`` for one track, ``<stem>_<id>.bvh`` for several."""
+    from service.motion import bvh
+
+    several = len(answer.tracks) > 1
+    for track in answer.tracks:
+        path = out.with_name(f"{out.stem}_{_safe(track.id)}.bvh") if several else out
+        try:
+            path.write_text(bvh.write(track.joints3d, fps=fps, height_m=height_m), encoding="utf-8")
+        except ValueError as exc:
+            return _fail(f"track {track.id}: {exc}", 2)
+        print(f"  wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _safe(name: str) -> str:
+    """A track id as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "track"
 
 
 def _report(answer: Any) -> None:

@@ -48,6 +48,16 @@ NO_SELECTION: Final = {
 }
 
 
+BVH_PARAMETERS: Final = [
+    {"name": "fps", "in": "query", "required": False, "description": "with Accept: application/x-bvh: the video's "
+     "frames per second (the BVH frame time)", "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000,
+     "default": 30}},
+    {"name": "height_m", "in": "query", "required": False, "description": "with Accept: application/x-bvh: the "
+     "subject's height in metres (the skeleton's scale)", "schema": {"type": "number", "minimum": 0.3,
+     "maximum": 3.0, "default": 1.7}},
+]  # fmt: skip
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": SCHEMAS + name}
 
@@ -230,6 +240,7 @@ def build(app: FastAPI, settings: Settings, window: int | None) -> dict[str, Any
     document.setdefault("components", {}).setdefault("schemas", {}).update(request_schema(settings, window))
     lift = document["paths"]["/lift"]["post"]
     lift["description"] = lift_description(settings)
+    lift["parameters"] = BVH_PARAMETERS
     lift["requestBody"] = {
         "required": True,
         "content": {"application/json": {"schema": _ref("LiftRequest"), "examples": REQUEST_EXAMPLES}},

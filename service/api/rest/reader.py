@@ -115,15 +115,20 @@ class BodyReader:
         """``fn(content, *args)`` where ``content``'s size says (the module's rule: the loop, a thread, a process);
         ``fn`` and its arguments and result must pickle. A large body without a reservation takes a process now,
         or is refused with ``Overloaded``."""
-        if len(content) <= INLINE_BYTES:
-            return fn(content, *args)
-        if len(content) <= PROCESS_BYTES:
-            return await asyncio.to_thread(fn, content, *args)
+        return await self.route(len(content), fn, content, *args, reserved=reserved)
+
+    async def route(self, size: int, fn: Callable[..., T], *args: object, reserved: bool = False) -> T:
+        """``fn(*args)`` where ``size`` (the bytes it reads or writes) says, by the module's rule: work that holds
+        the GIL for long (parsing, formatting text) goes to a worker process, whose GIL is not the loop's."""
+        if size <= INLINE_BYTES:
+            return fn(*args)
+        if size <= PROCESS_BYTES:
+            return await asyncio.to_thread(fn, *args)
         if reserved:
-            return await self._in_process(fn, content, *args)
-        self._take()  # a large body that did not say its size (chunked): a process now, or 503
+            return await self._in_process(fn, *args)
+        self._take()  # no reservation (a chunked body, an answer to format): a process now, or 503
         try:
-            return await self._in_process(fn, content, *args)
+            return await self._in_process(fn, *args)
         finally:
             self._busy -= 1
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
+from service.api.rest.motion import bvh_answer, wants_bvh
 from service.api.rest.reader import BodyReader
 from service.api.rest.schemas import ErrorResponse, Health, LiftResponse, ModelDescription, Readiness
 from service.core.access import ANONYMOUS, Caller
@@ -59,8 +60,12 @@ MODEL: Final[Responses] = {
     **errors({500: INTERNAL, 503: "the model is not loaded yet, or " + FULL}),
 }
 LIFT: Final[Responses] = {
-    200: {"description": "the 3D joints"},
+    200: {
+        "description": "the 3D joints; with `Accept: application/x-bvh`, the one track as a BVH file",
+        "content": {"application/x-bvh": {"schema": {"type": "string"}}},
+    },
     **errors({
+        406: "Accept: application/x-bvh for an answer of several tracks (a BVH file holds one)",
         400: "the body is not JSON: syntax, encoding (UTF-8 only), or nesting deeper than 1024",
         408: "the body did not arrive within --read-timeout-s",
         413: "the body is over --max-body-bytes, or the request needs more model windows than the queue holds",
@@ -121,6 +126,8 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
         )
         if result is None:  # nobody to answer; 499 as nginx logs it
             return Response(status_code=499)
+        if wants_bvh(request):  # Accept: application/x-bvh (service/api/rest/motion.py)
+            return await bvh_answer(request, result, reader)
         payload = answer(result, request.state.request_id, lifter, ids=parsed.ids)
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")
 
