@@ -25,14 +25,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def add_arguments(lift: argparse.ArgumentParser) -> None:
-    """The flags of ``motionlift lift``: the input and the service, then one flag per ``LiftOptions`` field."""
-    lift.add_argument("input", type=Path, help="keypoint JSON file, or a folder of OpenPose *_keypoints.json files")
-    where = lift.add_mutually_exclusive_group()
-    where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
-    where.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use gRPC at this target instead of REST")
-    lift.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
-                      help="layout of the file (default: detected)")  # fmt: skip
-    add_option_flags(lift)
+    """The flags of ``motionlift lift``: the input and the service (``add_input_arguments``), then the output."""
+    add_input_arguments(lift)
     lift.add_argument(
         "--out",
         type=Path,
@@ -41,8 +35,20 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
     )
     lift.add_argument("--fps", type=float, default=30.0, help="frames per second of the video (BVH frame time)")
     lift.add_argument("--height-m", type=float, default=1.70, help="the subject's height (BVH skeleton scale)")
-    lift.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
-    add_security_flags(lift)
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``read_and_lift`` needs: the input file, the service, one flag per ``LiftOptions`` field, the key and
+    TLS (shared by ``motionlift lift`` and ``motionlift render``)."""
+    parser.add_argument("input", type=Path, help="keypoint JSON file, or a folder of OpenPose *_keypoints.json files")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
+    where.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use gRPC at this target instead of REST")
+    parser.add_argument("--input-format", choices=("auto", *SOURCES), default="auto",
+                        help="layout of the file (default: detected)")  # fmt: skip
+    add_option_flags(parser)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    add_security_flags(parser)
 
 
 def add_security_flags(parser: argparse.ArgumentParser) -> None:
@@ -75,39 +81,18 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=int if kind == "int" else str, default=None, help=doc)
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"motionlift lift: {message}", file=sys.stderr)
+def _fail(message: str, code: int, command: str = "lift") -> int:
+    print(f"motionlift {command}: {message}", file=sys.stderr)
     return code
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.client import MotionLiftClient
-    from service.errors import InvalidInput, LiftError
-    from service.formats import KeypointFileError, read_keypoints
-    from service.formats.policy import file_options, reading_gap
-
     if args.out is not None and args.out.suffix not in (".json", ".npy", ".bvh"):
         return _fail(f"--out must end in .json, .npy or .bvh, got {args.out}", 2)
-    source = None if args.input_format == "auto" else args.input_format
-    flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
-    try:
-        size = None if args.image_size is None else (args.image_size[0], args.image_size[1])
-        data = read_keypoints(args.input, source, args.format, image_size=size, max_gap=reading_gap(flags))
-    except (KeypointFileError, InvalidInput) as exc:
-        return _fail(str(exc), 2)
-    options = file_options(data, flags)  # the file's own options, then the flags, then the file defaults
-    if data.single:
-        keypoints, tracks = data.tracks[0].keypoints, None
-    else:
-        keypoints, tracks = None, {t.id: {"keypoints": t.keypoints, "start": t.start} for t in data.tracks}
-    try:
-        target = args.url or (None if args.grpc else DEFAULT_URL)
-        with MotionLiftClient(target, grpc=args.grpc, tls=security_of(args)) as client:
-            answer = client.lift(keypoints, tracks=tracks, timeout_s=args.timeout, **options)
-    except LiftError as exc:
-        field = f" at {exc.field}" if exc.field else ""
-        return _fail(f"{type(exc).__name__}{field}: {exc.message}", 1)
-    _report(answer)
+    lifted = read_and_lift(args)
+    if isinstance(lifted, int):
+        return lifted
+    data, answer = lifted
     if args.out is not None and args.out.suffix == ".npy":
         np.save(args.out, _stacked(data.frames, answer))
     elif args.out is not None and args.out.suffix == ".bvh":
@@ -119,6 +104,37 @@ def run(args: argparse.Namespace) -> int:
         else:
             args.out.write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def read_and_lift(args: argparse.Namespace, command: str = "lift") -> tuple[Any, Any] | int:
+    """Read ``args.input`` and lift it over the service: (the ``KeypointFile``, the ``LiftAnswer``), or the exit
+    code after saying what went wrong (2: the input or a flag, 1: the service refused or failed)."""
+    from service.client import MotionLiftClient
+    from service.errors import InvalidInput, LiftError
+    from service.formats import KeypointFileError, read_keypoints
+    from service.formats.policy import file_options, reading_gap
+
+    source = None if args.input_format == "auto" else args.input_format
+    flags = {name: getattr(args, name) for name in LIFT_FIELDS if getattr(args, name) is not None}
+    try:
+        size = None if args.image_size is None else (args.image_size[0], args.image_size[1])
+        data = read_keypoints(args.input, source, args.format, image_size=size, max_gap=reading_gap(flags))
+    except (KeypointFileError, InvalidInput) as exc:
+        return _fail(str(exc), 2, command)
+    options = file_options(data, flags)  # the file's own options, then the flags, then the file defaults
+    if data.single:
+        keypoints, tracks = data.tracks[0].keypoints, None
+    else:
+        keypoints, tracks = None, {t.id: {"keypoints": t.keypoints, "start": t.start} for t in data.tracks}
+    try:
+        target = args.url or (None if args.grpc else DEFAULT_URL)
+        with MotionLiftClient(target, grpc=args.grpc, tls=security_of(args)) as client:
+            answer = client.lift(keypoints, tracks=tracks, timeout_s=args.timeout, **options)
+    except LiftError as exc:
+        field = f" at {exc.field}" if exc.field else ""
+        return _fail(f"{type(exc).__name__}{field}: {exc.message}", 1, command)
+    _report(answer)
+    return data, answer
 
 
 def _write_bvh(out: Path, answer: Any, fps: float, height_m: float) -> int:

@@ -73,7 +73,7 @@ def test_errors_are_clear(served: Served, tmp_path: Path, capsys: pytest.Capture
     assert main(["lift", source, "--url", served.rest_url, "--overlap", "500"]) == 1
     assert "InvalidInput at overlap: overlap must be between 0 and" in capsys.readouterr().err
     assert main(["lift", source, "--url", served.rest_url, "--out", str(tmp_path / "r.csv")]) == 2
-    assert "--out must end in .json or .npy" in capsys.readouterr().err
+    assert "--out must end in .json, .npy or .bvh" in capsys.readouterr().err
 
 
 def test_the_track_policy_picks_the_people(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
