@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -81,9 +82,22 @@ def create_app(
     add_probes(app, lifter)
     add_lift(app, lifter, reader)
     add_upload(app, lifter, reader)
+    add_viewer(app)
     if settings.docs:
         openapi.install(app, lifter)
     return app
+
+
+def add_viewer(app: FastAPI) -> None:
+    """``GET /viewer``: the web viewer (``service.viewer``), static files served by the service itself (no CDN).
+    The page holds no data: it calls ``POST /lift/file`` with the key the user gives it."""
+    from service.viewer import STATIC
+
+    @app.get("/viewer", include_in_schema=False)
+    async def viewer() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/viewer/static", StaticFiles(directory=STATIC), name="viewer-static")
 
 
 def _add_middleware(app: FastAPI, lifter: Lifter) -> None:

@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.core.access import Access
 from service.errors import LiftError, Unauthenticated
 
-# Open without a key: what a load balancer or an orchestrator probes, and the API's own description (the
-# OpenAPI document states the bearer scheme, so /docs can send a key with "Authorize").
-OPEN: Final = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
-OPEN_PREFIXES: Final = ("/static-offline-docs/",)
+# Open without a key: what a load balancer or an orchestrator probes, the API's own description (the OpenAPI
+# document states the bearer scheme, so /docs can send a key with "Authorize"), and the viewer's static page
+# (it holds no data; its calls carry the key the user types in).
+OPEN: Final = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/viewer"})
+OPEN_PREFIXES: Final = ("/static-offline-docs/", "/viewer/static/")
 CHALLENGE: Final = (b"www-authenticate", b'Bearer realm="motionlift"')
 
 

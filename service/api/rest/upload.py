@@ -21,6 +21,7 @@ import json
 import logging
 from typing import Any, Final
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
@@ -77,6 +78,8 @@ _QUERY = [
      "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?,\d+(\.\d+)?$"}},
     *({"name": name, "in": "query", "required": False, "description": FIELD_DOCS[name],
        "schema": {"type": "string", "enum": ["true", "false"]}} for name in ("flip", "rootrel", "pixels")),
+    {"name": "echo_input", "in": "query", "required": False, "description": "true: the answer's input also holds "
+     "the file's tracks as read (id, start, 2D keypoints)", "schema": {"type": "string", "enum": ["true", "false"]}},
     {"name": "min_track_frames", "in": "query", "required": False,
      "description": FIELD_DOCS["min_track_frames"],
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SELECTION_FRAMES, "default": MIN_TRACK_FRAMES}},
@@ -111,7 +114,9 @@ def add_upload(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     async def lift_file(request: Request) -> Response:
         try:
             lifter.admit()
-            source, given = query(dict(request.query_params))
+            params = dict(request.query_params)
+            echo = _value("bool", params.pop("echo_input", "false"), "echo_input")
+            source, given = query(params)
             with reader.reserve(declared_length(request.headers)) as reserved:
                 content = await _content(request)
                 read = await reader.read(read_file, content, source, given, reserved=reserved)
@@ -127,6 +132,10 @@ def add_upload(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
         )
         payload = answer(result, request.state.request_id, lifter, ids=[t.id for t in read.tracks])
         payload["input"] = {"source": read.source, "format": read.layout, "frames": read.frames}
+        if echo:  # the 2D keypoints as read (the viewer draws them beside the 3D)
+            payload["input"]["tracks"] = [
+                {"id": t.id, "start": t.start, "keypoints": np.asarray(t.keypoints, np.float32)} for t in read.tracks
+            ]
         if read.frame_ids:
             payload["frame_ids"] = list(read.frame_ids)
         return Response(orjson.dumps(payload, option=JSON_OPTIONS), media_type="application/json")

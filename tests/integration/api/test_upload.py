@@ -172,3 +172,20 @@ def zipfile_bomb() -> bytes:
     from tests.unit.formats.test_archive import zipped
 
     return zipped({"bomb_keypoints.json": b" " * (MAX_UNPACKED + 1)})
+
+
+def test_echo_input_returns_the_tracks_as_read(served: Served) -> None:
+    """The viewer draws the 2D input beside the 3D: ``echo_input=true`` gives the file's tracks as the readers read
+    them (the same as ``motionlift lift`` reads), ids and starts included."""
+    query = "image_size=1920,1080&min_track_frames=1&echo_input=true"
+    got = httpx.post(f"{served.rest_url}/lift/file?{query}", content=ALPHAPOSE.read_bytes(), timeout=60).json()
+    read = read_keypoints(ALPHAPOSE)
+    echoed = got["input"]["tracks"]
+    assert [(t["id"], t["start"]) for t in echoed] == [(t.id, t.start) for t in read.tracks]
+    for sent, track in zip(echoed, read.tracks, strict=True):
+        np.testing.assert_array_equal(np.asarray(sent["keypoints"], np.float32), track.keypoints)
+    plain = httpx.post(f"{served.rest_url}/lift/file?image_size=1920,1080&min_track_frames=1",
+                       content=ALPHAPOSE.read_bytes(), timeout=60).json()  # fmt: skip
+    assert "tracks" not in plain["input"]
+    bad = httpx.post(f"{served.rest_url}/lift/file?echo_input=yes", content=ALPHAPOSE.read_bytes(), timeout=60)
+    assert (bad.status_code, bad.json()["error"]["field"]) == (422, "echo_input")
