@@ -33,7 +33,6 @@ def add_arguments(lift: argparse.ArgumentParser) -> None:
         default=None,
         help="result.json, result.npy or motion.bvh (one file per track: motion_<id>.bvh; default: JSON to stdout)",
     )
-    lift.add_argument("--fps", type=float, default=30.0, help="frames per second of the video (BVH frame time)")
     lift.add_argument("--height-m", type=float, default=1.70, help="the subject's height (BVH skeleton scale)")
 
 
@@ -78,7 +77,8 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         elif name in CHOICES:
             parser.add_argument(flag, choices=CHOICES[name], default=None, help=doc)
         else:
-            parser.add_argument(flag, type=int if kind == "int" else str, default=None, help=doc)
+            kinds = {"int": int, "number": float}
+            parser.add_argument(flag, type=kinds.get(kind, str), default=None, help=doc)
 
 
 def _fail(message: str, code: int, command: str = "lift") -> int:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix == ".npy":
         np.save(args.out, _stacked(data.frames, answer))
     elif args.out is not None and args.out.suffix == ".bvh":
-        return _write_bvh(args.out, answer, args.fps, args.height_m)
+        return _write_bvh(args.out, answer, args.fps or 30.0, args.height_m)  # --fps: the option (also BVH's time)
     else:
         text = json.dumps(_document(data, answer), separators=(",", ":"))
         if args.out is None:

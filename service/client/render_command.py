@@ -26,7 +26,6 @@ def add_arguments(render: argparse.ArgumentParser) -> None:
     render.add_argument("--out", type=Path, required=True, help="result.mp4, result.gif, or still.png (one frame)")
     render.add_argument("--frame", type=int, default=None, help="with --out still.png: which frame (default: middle)")
     render.add_argument("--video", type=Path, default=None, help="the original video: 2D keypoints drawn over it")
-    render.add_argument("--fps", type=float, default=None, help="frames per second (default: the video's, else 30)")
     render.add_argument("--size", type=int, default=540, help="height of the picture in pixels (even; width 2x)")
 
 

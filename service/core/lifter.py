@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from service.config import Settings
-from service.core import audit, keypoints, selection, windows
+from service.core import audit, keypoints, selection, smoothing, windows
 from service.core.access import ANONYMOUS, Caller, settings_access
 from service.core.admission import Door
 from service.core.arrays import check_sequence
@@ -363,7 +363,7 @@ class Lifter:
 
     def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
         own = outputs[p.first : p.first + len(p.spans)]
-        joints = windows.merge(own, p.spans, p.frames, rootrel=options.rootrel)
+        joints = smoothing.smooth(windows.merge(own, p.spans, p.frames, rootrel=options.rootrel), options)
         pixels = None
         if options.resolved_pixels():
             assert options.image_size is not None

@@ -33,11 +33,13 @@ FORMATS: Final[dict[str, int]] = {"h36m": 17, "coco": 17, "halpe26": 26}
 NORMALIZATIONS: Final[tuple[str, ...]] = ("pixel", "crop", "none")
 MODES: Final[tuple[str, ...]] = ("causal", "lookahead")
 POLICIES: Final[tuple[str, ...]] = ("latest", "all")
+SMOOTHINGS: Final[tuple[str, ...]] = ("none", "savgol", "one-euro")
 CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "format": tuple(FORMATS),
     "normalization": NORMALIZATIONS,
     "mode": MODES,
     "policy": POLICIES,
+    "smoothing": SMOOTHINGS,
 }
 DEFAULT_EXPIRY_S: Final = 10.0
 # Pixels per image side: from one pixel to far beyond any video (16K is 15,360 wide); outside it the pixel
@@ -48,6 +50,15 @@ IMAGE_SIDE: Final = (1.0, 100_000.0)
 MAX_SELECTION_FRAMES: Final = 1_000_000
 MAX_PERSON_CHARS: Final = 128
 SELECTION_FIELDS: Final = ("min_track_frames", "max_gap_frames", "person")
+# Whole-sequence settings a stream does not take (yet, for smoothing: README "Smoothing").
+SEQUENCE_FIELDS: Final = (
+    *SELECTION_FIELDS,
+    "smoothing",
+    "smoothing_window",
+    "smoothing_cutoff",
+    "smoothing_beta",
+    "fps",
+)
 
 FIELD_DOCS: Final[dict[str, str]] = {
     "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "
@@ -71,6 +82,13 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "<id>-2, <id>-3...) and trim undetected ends; default: tracks whole for tracks you send, 30 for detector files",
     "person": "which tracks to lift: all (default), longest (most detected frames), largest (mean box), "
     "most-central, or one track's id",
+    "smoothing": "none (default), savgol (Savitzky-Golay over smoothing_window frames: whole sequences) or "
+    "one-euro (the 1-euro filter: causal); see service/core/smoothing.py",
+    "smoothing_window": "savgol: frames in the window, odd, 5 to 99 (default 9)",
+    "smoothing_cutoff": "one-euro: the cutoff at rest, Hz (default 1.0; lower is smoother)",
+    "smoothing_beta": "one-euro: how much the cutoff rises with speed, Hz per answer unit per second (default 5; "
+    "higher lags less)",
+    "fps": "the video's frames per second (default 30): one-euro's time base",
     "policy": "latest (default: for live video, a newer frame replaces a waiting one, skipped frames are counted) "
     "or all (for files and recordings: every frame is answered and the sender is slowed down instead)",
 }
@@ -78,7 +96,7 @@ FIELD_DOCS: Final[dict[str, str]] = {
 
 NO_STREAM_SELECTION: Final = (
     "a stream answers every track it is sent, frame by frame; the track policy (min_track_frames, max_gap_frames, "
-    "person) is for whole sequences"
+    "person) and smoothing are for whole sequences"
 )
 
 
@@ -127,6 +145,11 @@ class LiftOptions:
     min_track_frames: int | None = None
     max_gap_frames: int | None = None
     person: str | None = None
+    smoothing: str | None = None
+    smoothing_window: int | None = None
+    smoothing_cutoff: float | None = None
+    smoothing_beta: float | None = None
+    fps: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
@@ -136,6 +159,8 @@ class LiftOptions:
         given = _typed(data, LIFT_FIELDS, prefix)
         given["format"] = parse_format(given.get("format"), field=prefix + "format")
         given["normalization"] = parse_normalization(given.get("normalization"), field=prefix + "normalization")
+        if given.get("smoothing") is not None:
+            given["smoothing"] = _choice(given["smoothing"], SMOOTHINGS, prefix + "smoothing", "smoothing")
         return cls(**given)  # type: ignore[arg-type]  # each value was checked against its field's type
 
     def resolved_normalization(self) -> str:
@@ -174,6 +199,25 @@ class LiftOptions:
                 field=prefix + "overlap",
             )
         self._check_selection(prefix)
+        self._check_smoothing(prefix)
+
+    def _check_smoothing(self, prefix: str) -> None:
+        """The smoothing's choice and ranges (``service.core.smoothing`` applies it)."""
+        if self.smoothing is not None:
+            _choice(self.smoothing, SMOOTHINGS, prefix + "smoothing", "smoothing")
+        window = self.smoothing_window
+        if window is not None and not (5 <= window <= 99 and window % 2 == 1):
+            raise InvalidInput(
+                f"smoothing_window must be odd, 5 to 99 frames, got {window}", field=prefix + "smoothing_window"
+            )
+        for name, low, high in (
+            ("smoothing_cutoff", 0.001, 1000.0),
+            ("smoothing_beta", 0.0, 1000.0),
+            ("fps", 1.0, 1000.0),
+        ):
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:  # NaN fails too
+                raise InvalidInput(f"{name} must be between {low:g} and {high:g}, got {value}", field=prefix + name)
 
     def _check_selection(self, prefix: str) -> None:
         """The track policy's ranges (``service.core.selection`` applies it)."""
@@ -220,7 +264,7 @@ class StreamOptions:
             raise InvalidInput(
                 "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
             )
-        for name in SELECTION_FIELDS:
+        for name in SEQUENCE_FIELDS:
             if name in lift:
                 raise InvalidInput(NO_STREAM_SELECTION, field=prefix + name)
         own = _typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
@@ -238,8 +282,8 @@ class StreamOptions:
             raise InvalidInput(
                 "a stream has no overlap: each frame is answered from one window", field=prefix + "overlap"
             )
-        if lift.selects():
-            given = next(n for n in SELECTION_FIELDS if getattr(lift, n) is not None)
+        given = next((n for n in SEQUENCE_FIELDS if getattr(lift, n) is not None), None)
+        if given is not None:
             raise InvalidInput(NO_STREAM_SELECTION, field=prefix + given)
         lift.check(window=model_window, prefix=prefix)
         if lift.resolved_normalization() == "crop":
@@ -314,6 +358,11 @@ LIFT_FIELDS: Final[dict[str, str]] = {
     "min_track_frames": "int",
     "max_gap_frames": "int",
     "person": "str",
+    "smoothing": "str",
+    "smoothing_window": "int",
+    "smoothing_cutoff": "number",
+    "smoothing_beta": "number",
+    "fps": "number",
 }
 STREAM_FIELDS: Final[dict[str, str]] = {
     "window": "int",

@@ -108,7 +108,25 @@ def _options(message: pb.LiftRequest | pb.StreamConfig, prefix: str) -> LiftOpti
         min_track_frames=_optional(message, "min_track_frames"),
         max_gap_frames=_optional(message, "max_gap_frames"),
         person=message.person if isinstance(message, pb.LiftRequest) and message.HasField("person") else None,
+        smoothing=parse_smoothing(message),
+        smoothing_window=_optional(message, "smoothing_window"),
+        smoothing_cutoff=_number(message, "smoothing_cutoff"),
+        smoothing_beta=_number(message, "smoothing_beta"),
+        fps=_number(message, "fps"),
     )
+
+
+def parse_smoothing(message: pb.LiftRequest | pb.StreamConfig) -> str | None:
+    if isinstance(message, pb.LiftRequest) and message.HasField("smoothing"):
+        return message.smoothing
+    return None
+
+
+def _number(message: pb.LiftRequest | pb.StreamConfig, name: str) -> float | None:
+    """A ``LiftRequest``'s optional number, None when unset."""
+    if isinstance(message, pb.LiftRequest) and message.HasField(name):
+        return float(getattr(message, name))
+    return None
 
 
 def _optional(message: pb.LiftRequest | pb.StreamConfig, name: str) -> int | None:

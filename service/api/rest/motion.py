@@ -39,19 +39,27 @@ def _number(request: Request, name: str, default: float) -> float:
     return value
 
 
+def bvh_parameters(request: Request) -> tuple[float, float]:
+    """``fps`` and ``height_m`` of the query, checked whenever they are given (before any work, and whatever the
+    ``Accept``: a parameter out of its documented range is a mistake even when it is not used); ``InvalidInput``
+    naming the parameter."""
+    fps, height = _number(request, "fps", 30.0), _number(request, "height_m", bvh.DEFAULT_HEIGHT_M)
+    if not (0 < fps <= 1000):
+        raise InvalidInput(f"fps must be in (0, 1000], got {fps:g}", field="fps")
+    if not (0.3 <= height <= 3.0):
+        raise InvalidInput(f"height_m must be between 0.3 and 3.0 metres, got {height:g}", field="height_m")
+    return fps, height
+
+
 async def bvh_answer(request: Request, result: LiftResult, reader: BodyReader) -> Response:
     """The BVH of ``result``'s one track; ``NotAcceptable`` for several, ``InvalidInput`` for a bad parameter."""
+    fps, height = bvh_parameters(request)
     if len(result.tracks) != 1:
         raise NotAcceptable(
             f"a BVH file holds one track and the answer has {len(result.tracks)}: send one track per request, or "
             "use `motionlift lift --out motion.bvh`, which writes one file per track",
             field="accept",
         )
-    fps, height = _number(request, "fps", 30.0), _number(request, "height_m", bvh.DEFAULT_HEIGHT_M)
-    if not (0 < fps <= 1000):
-        raise InvalidInput(f"fps must be in (0, 1000], got {fps:g}", field="fps")
-    if not (0.3 <= height <= 3.0):
-        raise InvalidInput(f"height_m must be between 0.3 and 3.0 metres, got {height:g}", field="height_m")
     track = result.tracks[0]
     size = len(track.joints3d) * BYTES_PER_FRAME
     text = await reader.route(size, partial(bvh.write, fps=fps, height_m=height), track.joints3d)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
-from service.api.rest.motion import bvh_answer, wants_bvh
+from service.api.rest.motion import bvh_answer, bvh_parameters, wants_bvh
 from service.api.rest.reader import BodyReader
 from service.api.rest.schemas import ErrorResponse, Health, LiftResponse, ModelDescription, Readiness
 from service.core.access import ANONYMOUS, Caller
@@ -109,6 +109,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
     async def lift(request: Request) -> Response:
         try:
             check_media(request.headers)
+            bvh_parameters(request)  # the BVH answer's query parameters, checked before any work
             lifter.admit(door=False)  # the door (protocol.py) admitted it; this catches servers without it
             with reader.reserve(declared_length(request.headers)) as reserved:
                 parsed = await reader.parse_chunks(request.stream(), reserved=reserved)

@@ -33,12 +33,17 @@ def _ranges(window: int | None) -> dict[str, Any]:
     frames = Annotated[int, Field(ge=1, le=MAX_SELECTION_FRAMES)]
     gap = Annotated[int, Field(ge=0, le=MAX_SELECTION_FRAMES)]
     person = Annotated[str, Field(min_length=1, max_length=MAX_PERSON_CHARS)]
+    odd = Annotated[int, Field(ge=5, le=99, json_schema_extra={"not": {"multipleOf": 2}})]
     return {
         "image_size": tuple[Side, Side],
         "overlap": overlap,
         "min_track_frames": frames,
         "max_gap_frames": gap,
         "person": person,
+        "smoothing_window": odd,
+        "smoothing_cutoff": Annotated[float, Field(ge=0.001, le=1000)],
+        "smoothing_beta": Annotated[float, Field(ge=0, le=1000)],
+        "fps": Annotated[float, Field(ge=1, le=1000)],
     }
 
 

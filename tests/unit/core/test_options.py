@@ -26,7 +26,7 @@ from service.core.options import (
     MODES,
     NORMALIZATIONS,
     POLICIES,
-    SELECTION_FIELDS,
+    SEQUENCE_FIELDS,
     STREAM_FIELDS,
     LiftOptions,
     StreamOptions,
@@ -122,7 +122,8 @@ def test_every_field_is_documented_and_typed_once() -> None:
     assert [f.name for f in fields(LiftOptions)] == list(LIFT_FIELDS)
     assert [f.name for f in fields(StreamOptions) if f.name != "lift"] == list(STREAM_FIELDS)
     assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)
-    assert {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES, "policy": POLICIES} == CHOICES
+    assert {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES, "policy": POLICIES,
+            "smoothing": ("none", "savgol", "one-euro")} == CHOICES  # fmt: skip
 
 
 def test_the_rest_schema_is_derived_from_the_options() -> None:
@@ -144,7 +145,7 @@ def _proto_fields(message: Any) -> list[str]:
 
 def test_the_proto_messages_carry_the_same_fields() -> None:
     assert _proto_fields(pb.LiftRequest) == ["tracks", *LIFT_FIELDS]
-    stream = [name for name in LIFT_FIELDS if name not in ("overlap", *SELECTION_FIELDS)] + list(STREAM_FIELDS)
+    stream = [name for name in LIFT_FIELDS if name not in ("overlap", *SEQUENCE_FIELDS)] + list(STREAM_FIELDS)
     assert sorted(_proto_fields(pb.StreamConfig)) == sorted(stream)
     assert _proto_fields(pb.Latency) == [f.name for f in fields(Timing)]
     assert _proto_fields(pb.StreamLatency) == [f.name for f in fields(FrameLatency)]
