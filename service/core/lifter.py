@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from service.config import Settings
-from service.core import audit, keypoints, selection, smoothing, windows
+from service.core import audit, keypoints, scale, selection, smoothing, windows
 from service.core.access import ANONYMOUS, Caller, settings_access
 from service.core.admission import Door
 from service.core.arrays import check_sequence
@@ -368,6 +368,8 @@ class Lifter:
         if options.resolved_pixels():
             assert options.image_size is not None
             pixels = keypoints.denormalise_pixel(joints, *options.image_size)
+        if options.subject_height_m is not None:  # metres: after the pixels, which keep the image's scale
+            joints = scale.metric(joints, options.subject_height_m)
         for array in (joints, pixels):  # never an impossible answer: a 500 (logged, counted), not a 200
             if array is not None and not np.isfinite(array).all():
                 raise BackendError(f"the model answered values that are not finite for track {p.track.id!r}")

@@ -58,6 +58,7 @@ SEQUENCE_FIELDS: Final = (
     "smoothing_cutoff",
     "smoothing_beta",
     "fps",
+    "subject_height_m",
 )
 
 FIELD_DOCS: Final[dict[str, str]] = {
@@ -89,6 +90,8 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "smoothing_beta": "one-euro: how much the cutoff rises with speed, Hz per answer unit per second (default 5; "
     "higher lags less)",
     "fps": "the video's frames per second (default 30): one-euro's time base",
+    "subject_height_m": "the subject's standing height in metres (0.5 to 2.5): joints3d in metres (one scale per "
+    "track; see service/core/scale.py); default: the image's units",
     "policy": "latest (default: for live video, a newer frame replaces a waiting one, skipped frames are counted) "
     "or all (for files and recordings: every frame is answered and the sender is slowed down instead)",
 }
@@ -150,6 +153,7 @@ class LiftOptions:
     smoothing_cutoff: float | None = None
     smoothing_beta: float | None = None
     fps: float | None = None
+    subject_height_m: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
@@ -214,6 +218,7 @@ class LiftOptions:
             ("smoothing_cutoff", 0.001, 1000.0),
             ("smoothing_beta", 0.0, 1000.0),
             ("fps", 1.0, 1000.0),
+            ("subject_height_m", 0.5, 2.5),
         ):
             value = getattr(self, name)
             if value is not None and not low <= value <= high:  # NaN fails too
@@ -363,6 +368,7 @@ LIFT_FIELDS: Final[dict[str, str]] = {
     "smoothing_cutoff": "number",
     "smoothing_beta": "number",
     "fps": "number",
+    "subject_height_m": "number",
 }
 STREAM_FIELDS: Final[dict[str, str]] = {
     "window": "int",

@@ -105,6 +105,12 @@ def coordinates(options: LiftOptions) -> dict[str, str]:
         "crop": "joints3d: [-1, 1] over the square around the sequence's 2D bounding box",
         "none": "joints3d: the units of the (already normalised) input",
     }[mode] + "; z in the same scale as x and y (metres are not recoverable from one camera)"
+    if options.subject_height_m is not None:
+        units = (
+            f"joints3d: metres, each track scaled once so its ankle-to-head joints span 0.941 x subject_height_m "
+            f"({options.subject_height_m:g} m; anthropometric proportions, service/core/scale.py); x, y still overlay "
+            "the 2D input up to that scale"
+        )
     if options.resolved_pixels():
         units += "; joints3d_px: pixels (x, y on the image, z in pixel-like units)"
     root = (

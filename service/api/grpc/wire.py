@@ -113,6 +113,7 @@ def _options(message: pb.LiftRequest | pb.StreamConfig, prefix: str) -> LiftOpti
         smoothing_cutoff=_number(message, "smoothing_cutoff"),
         smoothing_beta=_number(message, "smoothing_beta"),
         fps=_number(message, "fps"),
+        subject_height_m=_number(message, "subject_height_m"),
     )
 
 

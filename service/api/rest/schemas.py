@@ -44,6 +44,7 @@ def _ranges(window: int | None) -> dict[str, Any]:
         "smoothing_cutoff": Annotated[float, Field(ge=0.001, le=1000)],
         "smoothing_beta": Annotated[float, Field(ge=0, le=1000)],
         "fps": Annotated[float, Field(ge=1, le=1000)],
+        "subject_height_m": Annotated[float, Field(ge=0.5, le=2.5)],
     }
 
 

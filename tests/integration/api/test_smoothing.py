@@ -53,3 +53,23 @@ def test_the_cli_smooths_as_the_service_does(served: Served, tmp_path: Any) -> N
     np.testing.assert_array_equal(
         np.asarray(json.loads(out.read_text())["joints3d"], np.float32), np.asarray(rest["joints3d"], np.float32)
     )
+
+
+def test_subject_height_gives_metres_on_rest_and_grpc(served: Served) -> None:
+    """``subject_height_m``: joints3d in metres (the chain 0.941 x the height), pixels as without it, the units said."""
+    from service.core.scale import CHAIN_FRACTION, chain
+
+    plain = httpx.post(f"{served.rest_url}/lift", json=BODY, timeout=60).json()
+    tall = httpx.post(f"{served.rest_url}/lift", json={**BODY, "subject_height_m": 1.8}, timeout=60).json()
+    metres = np.asarray(tall["joints3d"], np.float32)
+    assert chain(metres) == pytest.approx(CHAIN_FRACTION * 1.8, rel=1e-4)
+    np.testing.assert_array_equal(np.asarray(tall["joints3d_px"]), np.asarray(plain["joints3d_px"]))
+    assert tall["coordinates"]["units"].startswith("joints3d: metres, each track scaled once")
+    with MotionLiftClient(grpc=served.grpc_target) as client:
+        answer = client.lift(BODY["keypoints"], format="coco", image_size=(1920, 1080), subject_height_m=1.8)
+    np.testing.assert_array_equal(answer.joints3d, metres)
+    error = httpx.post(f"{served.rest_url}/lift", json={**BODY, "subject_height_m": 4}, timeout=60).json()["error"]
+    assert (error["field"], error["message"]) == (
+        "subject_height_m",
+        "subject_height_m must be between 0.5 and 2.5, got 4.0",
+    )

@@ -111,7 +111,7 @@ class Track(_message.Message):
     def __init__(self, id: _Optional[str] = ..., keypoints: _Optional[_Union[Keypoints, _Mapping]] = ..., start: _Optional[int] = ...) -> None: ...
 
 class LiftRequest(_message.Message):
-    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap", "min_track_frames", "max_gap_frames", "person", "smoothing", "smoothing_window", "smoothing_cutoff", "smoothing_beta", "fps")
+    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap", "min_track_frames", "max_gap_frames", "person", "smoothing", "smoothing_window", "smoothing_cutoff", "smoothing_beta", "fps", "subject_height_m")
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class LiftRequest(_message.Message):
     SMOOTHING_CUTOFF_FIELD_NUMBER: _ClassVar[int]
     SMOOTHING_BETA_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_HEIGHT_M_FIELD_NUMBER: _ClassVar[int]
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
     format: Format
     image_size: ImageSize
@@ -144,7 +145,8 @@ class LiftRequest(_message.Message):
     smoothing_cutoff: float
     smoothing_beta: float
     fps: float
-    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ..., min_track_frames: _Optional[int] = ..., max_gap_frames: _Optional[int] = ..., person: _Optional[str] = ..., smoothing: _Optional[str] = ..., smoothing_window: _Optional[int] = ..., smoothing_cutoff: _Optional[float] = ..., smoothing_beta: _Optional[float] = ..., fps: _Optional[float] = ...) -> None: ...
+    subject_height_m: float
+    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ..., min_track_frames: _Optional[int] = ..., max_gap_frames: _Optional[int] = ..., person: _Optional[str] = ..., smoothing: _Optional[str] = ..., smoothing_window: _Optional[int] = ..., smoothing_cutoff: _Optional[float] = ..., smoothing_beta: _Optional[float] = ..., fps: _Optional[float] = ..., subject_height_m: _Optional[float] = ...) -> None: ...
 
 class TrackResult(_message.Message):
     __slots__ = ("id", "joints3d", "joints3d_px", "start", "filled")
