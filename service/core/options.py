@@ -15,13 +15,11 @@ shares with the service, so it imports nothing but the error table (and numpy's 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final, Literal
 
-from numpy import bool_ as np_bool
-
+from service.core.values import typed
 from service.errors import InvalidInput
 
 Format = Literal["h36m", "coco", "halpe26"]
@@ -160,7 +158,7 @@ class LiftOptions:
         """Options from JSON-like values (REST bodies, keypoint files, keyword arguments): booleans must be
         booleans, integers integers (2.0 is 2), ``image_size`` two numbers. Raises ``InvalidInput`` naming the
         field for a wrong type, an unknown choice or an unknown key."""
-        given = _typed(data, LIFT_FIELDS, prefix)
+        given = typed(data, LIFT_FIELDS, prefix)
         given["format"] = parse_format(given.get("format"), field=prefix + "format")
         given["normalization"] = parse_normalization(given.get("normalization"), field=prefix + "normalization")
         if given.get("smoothing") is not None:
@@ -272,7 +270,7 @@ class StreamOptions:
         for name in SEQUENCE_FIELDS:
             if name in lift:
                 raise InvalidInput(NO_STREAM_SELECTION, field=prefix + name)
-        own = _typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
+        own = typed({k: v for k, v in data.items() if k in STREAM_FIELDS}, STREAM_FIELDS, prefix)
         if "mode" in own:
             own["mode"] = parse_mode(own["mode"], field=prefix + "mode")
         if "policy" in own:
@@ -381,73 +379,3 @@ STREAM_FIELDS: Final[dict[str, str]] = {
 assert set(LIFT_FIELDS) == {f.name for f in fields(LiftOptions)}
 assert set(STREAM_FIELDS) == {f.name for f in fields(StreamOptions)} - {"lift"}
 assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)
-
-_TYPE_WORDS: Final = {
-    "str": "a string",
-    "bool": "true or false",
-    "int": "an integer",
-    "number": "a number",
-    "size": "[width, height], two numbers",
-}
-
-
-def _float(value: object) -> float | None:
-    """A number (JSON's, or numpy's) as a float; None for anything else, a boolean, or an integer too large for
-    a float."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool | np_bool):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
-
-
-def _int(value: object) -> int | None:
-    """An integer (JSON's, or numpy's) as an int; None for anything else or a boolean. A float without a fraction
-    is the integer it writes: JSON has one number type, and JSON Schema's (the OpenAPI document's) ``integer``
-    includes 2.0, so a body a schema-driven client writes that way is read as 2."""
-    if isinstance(value, bool | np_bool):
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _convert(kind: str, value: object) -> object | None:
-    """``value`` as the Python value of ``kind``, or None when it is not one."""
-    if kind == "str":
-        return value if isinstance(value, str) else None
-    if kind == "bool":
-        return bool(value) if isinstance(value, bool | np_bool) else None
-    if kind == "int":
-        return _int(value)
-    if kind == "number":
-        return _float(value)
-    if isinstance(value, list | tuple) and len(value) == 2:  # "size"
-        width, height = _float(value[0]), _float(value[1])
-        if width is not None and height is not None:
-            return (width, height)
-    return None
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _typed(data: Mapping[str, object], types: Mapping[str, str], prefix: str) -> dict[str, object]:
-    """The given (not ``None``) fields of ``data``, type-checked."""
-    out: dict[str, object] = {}
-    for name, value in data.items():
-        kind = types.get(name)
-        if kind is None:
-            raise InvalidInput(f"unknown field; expected one of {', '.join(types)}", field=prefix + name)
-        if value is None:
-            continue
-        converted = _convert(kind, value)
-        if converted is None:
-            raise InvalidInput(f"must be {_TYPE_WORDS[kind]}, got {_short(value)}", field=prefix + name)
-        out[name] = converted
-    return out
