@@ -20,13 +20,14 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     _add_load(bench_sub)
     _add_triton(bench_sub)
     _add_soak(bench_sub)
-    from service.bench import batching, bigbody, onnx, overload, stream
+    from service.bench import batching, bigbody, motion, onnx, overload, stream
 
     stream.add_command(bench_sub)  # bench stream (service/bench/stream.py)
     overload.add_command(bench_sub)  # bench overload (service/bench/overload.py)
     bigbody.add_command(bench_sub)  # bench bigbody (service/bench/bigbody.py)
     batching.add_command(bench_sub)  # bench batching (service/bench/batching.py)
     onnx.add_command(bench_sub)  # bench onnx (service/bench/onnx.py)
+    motion.add_command(bench_sub)  # bench motion (service/bench/motion.py)
 
 
 def run(args: argparse.Namespace) -> int:
