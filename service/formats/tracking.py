@@ -102,7 +102,7 @@ def build_tracks(
         for d in winners:
             assert d.id is not None
             track = by_id.get(d.id)
-            if track is None or f - max(track.seen) > max_gap:
+            if track is None or _gap(track, f) > max_gap:
                 segments[d.id] = segments.get(d.id, 0) + 1
                 track = _Track(d.id if segments[d.id] == 1 else f"{d.id}-{segments[d.id]}")
                 by_id[d.id] = track
@@ -112,13 +112,18 @@ def build_tracks(
                 continue
             track.seen[f] = d
             used.add(id(track))
-        open_tracks = [t for t in tracks if id(t) not in used and f - max(t.seen) <= max_gap]
+        open_tracks = [t for t in tracks if id(t) not in used and _gap(t, f) <= max_gap]
         for d, track in _assign(rest, open_tracks, gate):
             if track is None:
                 track = _Track(next(names))
                 tracks.append(track)
             track.seen[f] = d
     return tuple(_span(t) for t in tracks)
+
+
+def _gap(track: _Track, frame: int) -> int:
+    """Frames without a detection between the track's last one and ``frame`` (0 for the next frame)."""
+    return frame - max(track.seen) - 1
 
 
 def _names(taken: set[str]) -> Iterator[str]:

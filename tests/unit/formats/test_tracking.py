@@ -87,6 +87,12 @@ def test_a_long_gap_ends_a_track_and_its_id_starts_another() -> None:
     (track,) = build_tracks(found, 5)
     np.testing.assert_array_equal(track.keypoints, missing(rule(0, range(5)), [1, 2, 3]))
     assert track.detected.tolist() == [True, False, False, False, True]
+    # The boundary: a gap of exactly max_gap frames is filled, one more ends the track; 0 keeps consecutive frames.
+    for gap, pieces in ((3, 1), (4, 2)):
+        found = [person(0, 0, "7", 0), person(0, gap + 1, "7", 1)]
+        assert len(build_tracks(found, gap + 2, max_gap=3)) == pieces, gap
+    found = [person(0, f, "7", f) for f in range(4)]
+    assert [len(t.keypoints) for t in build_tracks(found, 4, max_gap=0)] == [4]
 
 
 def test_the_cost_and_its_gate() -> None:
