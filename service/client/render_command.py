@@ -93,12 +93,12 @@ def _still(out: Path, pictures: Iterator[Any], total: int, frame: int | None) ->
 
 
 def _tracks(data: Any, answer: Any, kind: Any) -> list[Any]:
-    """Each answered track with its 2D keypoints: the file's track of the same id (or the track a cut came from),
-    from the answer's first frame on."""
+    """Each answered track with its 2D keypoints: the file's track of the same id, or the one a cut by
+    ``max_gap_frames`` came from (``<id>-2``...), from the answer's first frame on. The service answers no other id."""
     by_id = {t.id: t for t in data.tracks}
     out = []
     for result in answer.tracks:
-        source = by_id.get(result.id) or by_id.get(result.id.rsplit("-", 1)[0]) or data.tracks[0]
+        source = by_id.get(result.id) or by_id[result.id.rsplit("-", 1)[0]]
         first = result.start - source.start
         flat = np.asarray(source.keypoints[first : first + len(result.joints3d)], np.float64)
         out.append(kind(result.start, flat, np.asarray(result.joints3d, np.float64)))

@@ -121,10 +121,11 @@ class Access:
     frames_per_s: float | None = None
     streams: int | None = None
     clock: Callable[[], float] = time.monotonic
-    _entries: tuple[tuple[bytes, KeyEntry], ...] = ()
-    _seen: tuple[float, int] | None = None
-    _checked: float = -1e9
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    # State, not settings: out of the constructor and the repr.
+    _entries: tuple[tuple[bytes, KeyEntry], ...] = field(default=(), init=False, repr=False)
+    _seen: tuple[float, int] | None = field(default=None, init=False, repr=False)
+    _checked: float = field(default=-1e9, init=False, repr=False)
+    _buckets: dict[str, _Bucket] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.keys is not None:

@@ -93,3 +93,15 @@ def test_a_still_frame_as_png(served: Served, tmp_path: Path) -> None:
     with Image.open(out) as image:
         picture = np.asarray(image.convert("RGB"), np.uint8)
     assert picture.shape == (540, 1080, 3) and bright(picture[:, :540]) > 200 and bright(picture[:, 540:]) > 200
+
+
+def test_a_track_cut_by_max_gap_frames_draws_its_own_2d(served: Served, tmp_path: Path) -> None:
+    """Person 2 of the AlphaPose sample is missing from frame 2: with max_gap_frames 0 it is answered as "2" and
+    "2-2", and each piece is drawn from person 2's own keypoints."""
+    out = tmp_path / "cut.png"
+    source = str(FIXTURES / "detectors" / "alphapose_halpe26_tracked.json")
+    flags = ["--image-size", "1920", "1080", "--min-track-frames", "1", "--max-gap-frames", "0", "--frame", "3"]
+    assert main(["render", source, "--url", served.rest_url, "--out", str(out), *flags]) == 0
+    with Image.open(out) as image:
+        picture = np.asarray(image.convert("RGB"), np.uint8)
+    assert bright(picture[:, :540]) > 100 and bright(picture[:, 540:]) > 100
