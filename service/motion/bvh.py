@@ -1,8 +1,12 @@
 """BVH (Biovision Hierarchy) export of lifted joints, for animation tools (Blender, MotionBuilder, Maya...).
 
 **Skeleton**: the 17 H36M joints of the answer (``JOINT_NAMES``), rooted at the pelvis, with End Sites past the
-ankles, the wrists and the head. Each bone has one length for the whole sequence (its median over the frames), so
-the motion is a rigid skeleton's; the root has position and rotation channels, every other joint rotation only.
+ankles, the wrists and the head. The three branches of the pelvis (hips, spine) and of the thorax (shoulders, neck)
+each hang from a zero-length joint of their own at the branching joint (``<branch>_base``, as CMU's files have
+``LHipJoint``), so each branch can turn on its own: a pelvis or thorax joint alone could only turn its three
+branches together, and the answer's torso changes shape from frame to frame. Each bone has one length for the whole
+sequence (its median over the frames), so the motion is a rigid skeleton's; the root has position and rotation
+channels, every other joint rotation only.
 
 **Axes and units**: BVH's usual frame: +Y up, +X the subject's left, +Z the subject's front. The answer's camera
 space (x right, y down, z away from the camera) maps to X = x, Y = -y, Z = -z (a 180° turn about x: still
@@ -11,15 +15,15 @@ shin + pelvis-spine + spine-thorax + thorax-neck + neck-head, the mean of both l
 told: one camera cannot measure it).
 
 **Rest pose**: a T-pose: legs straight down, spine and head straight up, arms straight out to the sides. The
-hips and spine (from the pelvis) and the shoulders and neck (from the thorax) sit where they sit in the sequence: at
-their median offset in the frame of their parent, so the torso keeps the subject's own shape.
+hips and spine (from the pelvis) and the shoulders and neck (from the thorax) point where they point in the
+sequence: along their median direction in the frame of their parent, so the torso keeps the subject's own shape.
 
 **Rotations** (inverse kinematics): the pelvis turns to the frame of its hips (X, from right to left hip) and spine
-(Y, made perpendicular to X); the thorax to the frame of its shoulders and neck likewise; every other joint by the
-shortest rotation that points its bone along the answer's bone (no twist: a single 3D point per joint shows
-none). Channels ``Zrotation Xrotation Yrotation`` in degrees, i.e. local rotation Rz·Rx·Ry. Forward kinematics of
-the file gives back every bone's direction; only the pelvis's and the thorax's branches can differ, by how much the
-answer's torso changes shape from frame to frame (a rigid skeleton has one shape; tests/unit/motion/test_bvh.py).
+(Y, made perpendicular to X); the thorax to the frame of its shoulders and neck likewise; each branch's base, and
+every other joint, by the shortest rotation that points its bone along the answer's bone (no twist: a single 3D
+point per joint shows none). Channels ``Zrotation Xrotation Yrotation`` in degrees, i.e. local rotation Rz·Rx·Ry.
+Forward kinematics of the file gives back every bone's direction exactly; the joints differ from the answer only by
+how much its bone lengths vary around their medians (tests/unit/motion/test_bvh.py; ``motionlift bench motion``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,15 @@ REST: Final = np.array(
 # Joints whose rotation comes from a frame of two of their branches: (joint, the branch along +X from -X, up).
 FRAMES: Final = {0: ((1, 4), 7), 8: ((14, 11), 9)}
 CHILD: Final = {1: 2, 2: 3, 4: 5, 5: 6, 7: 8, 9: 10, 11: 12, 12: 13, 14: 15, 15: 16}  # the one-bone joints
+# The branches of the pelvis and the thorax, each hung from a base node (see the module). The file's nodes are the
+# 17 joints, then one base per branch; NODE_PARENT is the node tree, NODE_JOINT where each node sits.
+BRANCHES: Final = (1, 4, 7, 9, 11, 14)
+NODE_NAMES: Final = (*JOINT_NAMES, *(f"{JOINT_NAMES[c]}_base" for c in BRANCHES))
+NODE_JOINT: Final = (*range(len(PARENTS)), *(PARENTS[c] for c in BRANCHES))
+NODE_PARENT: Final = (
+    *(len(PARENTS) + BRANCHES.index(j) if j in BRANCHES else PARENTS[j] for j in range(len(PARENTS))),
+    *(PARENTS[c] for c in BRANCHES),
+)
 HEIGHT_CHAIN: Final = ((1, 2), (2, 3), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10))  # (parent, child) bones
 END_SITE_CM: Final = 5.0
 DEFAULT_HEIGHT_M: Final = 1.70
@@ -97,22 +110,32 @@ def _swing(a: Floats, b: Floats) -> Floats:
     return matrices
 
 
-def global_rotations(points: Floats) -> Floats:
-    """Each joint's rotation in the world per frame [T, J, 3, 3] (see the module)."""
-    frames = len(points)
-    out = np.tile(np.eye(3), (frames, len(PARENTS), 1, 1))
-    for j in range(len(PARENTS)):  # parents come before children in H36M order
-        parent = out[:, PARENTS[j]] if PARENTS[j] >= 0 else np.tile(np.eye(3), (frames, 1, 1))
-        if j in FRAMES:
-            (right, left), up = FRAMES[j]
-            out[:, j] = _frame(points[:, left] - points[:, right], points[:, up] - points[:, j])
-        elif j in CHILD:
-            rest = np.einsum("tij,j->ti", parent, REST[CHILD[j]])
-            seen = _unit(points[:, CHILD[j]] - points[:, j])
-            out[:, j] = np.einsum("tij,tjk->tik", _swing(rest, seen), parent)
+def global_rotations(points: Floats) -> tuple[Floats, Floats]:
+    """Each node's rotation in the world per frame ``[T, N, 3, 3]`` (see the module), and the branches' rest
+    directions in their parent joint's frame ``[len(BRANCHES), 3]``."""
+    frames, joints = len(points), len(PARENTS)
+    out = np.tile(np.eye(3), (frames, len(NODE_NAMES), 1, 1))
+    for j, ((right, left), up) in FRAMES.items():
+        out[:, j] = _frame(points[:, left] - points[:, right], points[:, up] - points[:, j])
+    rest = np.zeros((len(BRANCHES), 3))
+    for b, c in enumerate(BRANCHES):  # a base turns its branch from its median direction to this frame's
+        p = PARENTS[c]
+        seen = _unit(points[:, c] - points[:, p])
+        rest[b] = _unit(np.median(np.einsum("tji,tj->ti", out[:, p], seen), axis=0))
+        out[:, joints + b] = np.einsum(
+            "tij,tjk->tik", _swing(np.einsum("tij,j->ti", out[:, p], rest[b]), seen), out[:, p]
+        )
+    for node in _depth_first(0):
+        if node >= joints or node in FRAMES:
+            continue
+        parent = out[:, NODE_PARENT[node]] if node else np.tile(np.eye(3), (frames, 1, 1))
+        if node in CHILD:
+            before = np.einsum("tij,j->ti", parent, REST[CHILD[node]])
+            seen = _unit(points[:, CHILD[node]] - points[:, node])
+            out[:, node] = np.einsum("tij,tjk->tik", _swing(before, seen), parent)
         else:
-            out[:, j] = parent  # a leaf: nothing beyond it to point
-    return out
+            out[:, node] = parent  # a leaf: nothing beyond it to point
+    return out, rest
 
 
 def write(joints: Floats, *, fps: float = 30.0, height_m: float = DEFAULT_HEIGHT_M) -> str:
@@ -125,29 +148,28 @@ def write(joints: Floats, *, fps: float = 30.0, height_m: float = DEFAULT_HEIGHT
     points = to_bvh_axes(joints.astype(np.float64))
     lengths = bone_lengths(points)
     cm = scale_to_cm(lengths, height_m)
-    rotations = global_rotations(points)
-    offsets = rest_offsets(points, rotations, lengths) * cm
+    rotations, rest = global_rotations(points)
+    offsets = rest_offsets(rest, lengths) * cm
     lines = ["HIERARCHY", *_hierarchy(0, offsets, 0), "MOTION", f"Frames: {len(points)}"]
     lines.append(f"Frame Time: {1.0 / fps:.6f}")
     lines.extend(_motion(points * cm, rotations))
     return "\n".join(lines) + "\n"
 
 
-def rest_offsets(points: Floats, rotations: Floats, lengths: Floats) -> Floats:
-    """Each joint's offset from its parent [J, 3]: along its rest direction, its bone's length; for the branches
-    of the pelvis and the thorax, their median offset in the parent's frame (see the module)."""
-    offsets = REST * lengths[:, None]
-    for j, parent in enumerate(PARENTS):
-        if parent in FRAMES:
-            local = np.einsum("tji,tj->ti", rotations[:, parent], points[:, j] - points[:, parent])
-            offsets[j] = np.median(local, axis=0)
+def rest_offsets(rest: Floats, lengths: Floats) -> Floats:
+    """Each node's offset from its parent node ``[N, 3]``: along its rest direction (a branch: ``rest``, its median
+    direction), its bone's length; the bases sit on their joint."""
+    offsets = np.zeros((len(NODE_NAMES), 3))
+    offsets[: len(PARENTS)] = REST * lengths[:, None]
+    for b, c in enumerate(BRANCHES):
+        offsets[c] = rest[b] * lengths[c]
     return offsets
 
 
 def _hierarchy(j: int, offsets: Floats, depth: int) -> list[str]:
     pad = "  " * depth
     offset = offsets[j]
-    head = f"{pad}ROOT {JOINT_NAMES[j]}" if j == 0 else f"{pad}JOINT {JOINT_NAMES[j]}"
+    head = f"{pad}ROOT {NODE_NAMES[j]}" if j == 0 else f"{pad}JOINT {NODE_NAMES[j]}"
     channels = "6 Xposition Yposition Zposition" if j == 0 else "3"
     lines = [
         head,
@@ -155,7 +177,7 @@ def _hierarchy(j: int, offsets: Floats, depth: int) -> list[str]:
         f"{pad}  OFFSET {_numbers(offset)}",
         f"{pad}  CHANNELS {channels} Zrotation Xrotation Yrotation",
     ]
-    children = [c for c, p in enumerate(PARENTS) if p == j]
+    children = _children(j)
     for child in children:
         lines.extend(_hierarchy(child, offsets, depth + 1))
     if not children:  # ankles, wrists, head: an End Site a little further along the bone
@@ -169,15 +191,20 @@ def _motion(points: Floats, rotations: Floats) -> list[str]:
     """One line per frame: the root's position, then each joint's local Z, X, Y angles in hierarchy order."""
     columns = [points[:, 0]]
     for j in _depth_first(0):
-        parent = rotations[:, PARENTS[j]] if PARENTS[j] >= 0 else np.tile(np.eye(3), (len(points), 1, 1))
+        parent = rotations[:, NODE_PARENT[j]] if j else np.tile(np.eye(3), (len(points), 1, 1))
         local = np.einsum("tji,tjk->tik", parent, rotations[:, j])  # parent^T @ own, per frame
         columns.append(Rotation.from_matrix(local).as_euler("ZXY", degrees=True))
     table = np.concatenate(columns, axis=1)
     return [_numbers(row) for row in table]
 
 
-def _depth_first(j: int) -> list[int]:
-    return [j, *(k for c, p in enumerate(PARENTS) if p == j for k in _depth_first(c))]
+def _children(node: int) -> list[int]:
+    return [c for c, p in enumerate(NODE_PARENT) if p == node and c != node]
+
+
+def _depth_first(node: int) -> list[int]:
+    """The nodes below ``node`` (itself first) in the file's order."""
+    return [node, *(k for c in _children(node) for k in _depth_first(c))]
 
 
 def _numbers(values: Floats) -> str:

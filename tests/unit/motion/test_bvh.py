@@ -18,8 +18,10 @@ from service.motion import bvh
 LENGTHS = np.array([0, 0.12, 0.42, 0.40, 0.12, 0.42, 0.40, 0.22, 0.24, 0.10, 0.12, 0.15, 0.28, 0.25, 0.15, 0.28, 0.25])
 
 
-def rigid_motion(frames: int = 24, seed: int = 0) -> npt.NDArray[np.float64]:
-    """A skeleton of fixed bone lengths walking and turning, its limbs turned at random: camera-space joints."""
+def rigid_motion(frames: int = 24, seed: int = 0, torso: float = 0.0) -> npt.NDArray[np.float64]:
+    """A skeleton of fixed bone lengths walking and turning, its limbs turned at random: camera-space joints.
+    ``torso``: how far (radians, random per frame) the hips, spine, shoulders and neck swing on their own, as a
+    lifter's torso changes shape from frame to frame."""
     rng = np.random.default_rng(seed)
     out = np.zeros((frames, 17, 3))
     for t in range(frames):
@@ -30,7 +32,10 @@ def rigid_motion(frames: int = 24, seed: int = 0) -> npt.NDArray[np.float64]:
             parent = bvh.PARENTS[j]
             own = Rotation.from_rotvec(rng.normal(scale=0.5, size=3)) if j in bvh.CHILD else Rotation.identity()
             world[j] = world[parent] * own
-            where[j] = where[parent] + world[parent].apply(bvh.REST[j] * LENGTHS[j])
+            bone = bvh.REST[j] * LENGTHS[j]
+            if j in bvh.BRANCHES:
+                bone = Rotation.from_rotvec(rng.normal(scale=torso, size=3)).apply(bone)
+            where[j] = where[parent] + world[parent].apply(bone)
         out[t] = np.stack([where[j] for j in range(17)])
     return bvh.to_bvh_axes(out)  # BVH axes -> camera axes (the same flip both ways)
 
@@ -46,8 +51,10 @@ def forward(path: Path, frames: int) -> npt.NDArray[np.float64]:
     return out
 
 
-def test_a_rigid_skeleton_comes_back_joint_for_joint(tmp_path: Path) -> None:
-    motion = rigid_motion()
+@pytest.mark.parametrize("torso", [0.0, 0.3])
+def test_a_skeleton_of_fixed_lengths_comes_back_joint_for_joint(tmp_path: Path, torso: float) -> None:
+    """Also when its torso changes shape from frame to frame (each branch of the pelvis and thorax on its own base)."""
+    motion = rigid_motion(torso=torso)
     path = tmp_path / "walk.bvh"
     path.write_text(bvh.write(motion, fps=25.0, height_m=1.70))
     centimetres = 170.0 / 1.50  # the chain from ankle to head is 1.50 (0.82 + 0.68) units, scaled to 170 cm
@@ -60,12 +67,16 @@ def test_structure_units_axes_and_height(tmp_path: Path) -> None:
     text = bvh.write(motion, fps=50.0, height_m=1.40)
     lines = text.splitlines()
     assert lines[:3] == ["HIERARCHY", "ROOT pelvis", "{"]
-    assert [line.split()[1] for line in lines if line.strip().startswith("JOINT")] == list(JOINT_NAMES[1:])
+    joints = [line.split()[1] for line in lines if line.strip().startswith("JOINT")]
+    assert [name for name in joints if not name.endswith("_base")] == list(JOINT_NAMES[1:])
+    bases = [JOINT_NAMES[c] for c in (1, 4, 7, 9, 11, 14)]  # hips and spine; neck and shoulders
+    assert [name for name in joints if name.endswith("_base")] == [f"{name}_base" for name in bases]
+    assert all(joints[joints.index(f"{name}_base") + 1] == name for name in bases)  # each branch on its base
     assert text.count("End Site") == 5  # both ankles, both wrists, the head
     motion_at = lines.index("MOTION")
     assert lines[motion_at + 1 : motion_at + 3] == ["Frames: 5", "Frame Time: 0.020000"]
     rows = [row.split() for row in lines[motion_at + 3 :]]
-    assert len(rows) == 5 and {len(row) for row in rows} == {6 + 16 * 3}
+    assert len(rows) == 5 and {len(row) for row in rows} == {6 + 22 * 3}
     path = tmp_path / "short.bvh"
     path.write_text(text)
     world = forward(path, 5)
