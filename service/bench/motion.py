@@ -1,7 +1,7 @@
 """``motionlift bench motion``: what the answer becomes, measured on the CMU fixture through a served model.
 
 One server (``--model``, default the trained default), the fixture's first frames projected to 1080p
-(``tests/data.project``'s camera: 4.5 m away, focal 1,200 px), and three tables:
+(``tests/data.project``'s camera: 4.5 m away, focal 1,200 px), and four tables:
 
 - **BVH**: the file of ``Accept: application/x-bvh`` read back by ``bvhio`` (an independent parser, its forward
   kinematics) against the JSON answer: the worst angle between a bone and the answer's (limbs and head, then the
@@ -10,7 +10,9 @@ One server (``--model``, default the trained default), the fixture's first frame
 - **smoothing**: Gaussian noise of ``--noise-px`` on every 2D coordinate; jitter (mean |second difference| per joint)
   and mean distance to the noise-free answer, for none, savgol 9 / 15 and one-euro at its defaults;
 - **metric scale**: ``subject_height_m`` set to the mocap subject's height by the rule of ``service.core.scale``;
-  the answer's bone lengths against the mocap's.
+  the answer's bone lengths against the mocap's;
+- **root trajectory**: ``root: trajectory`` with that height, the pelvis against where the camera saw it, with the
+  true focal length and with the assumed one.
 
 Millimetres: the answer's units scaled by the mocap subject's own height through ``service.core.scale``. Needs the
 dev extra (bvhio) for the BVH table.
@@ -35,10 +37,16 @@ LIMBS = (2, 3, 5, 6, 8, 10, 12, 13, 15, 16)  # bones placed by a one-bone joint'
 TORSO = (1, 4, 7, 9, 11, 14)  # the branches of the pelvis and the thorax
 
 
-def _body(truth_mm: Any, noise_px: float, seed: int = 0) -> dict[str, Any]:
-    """A /lift body of the mocap frames projected as the tests project them (pinhole, 1920 x 1080)."""
+def _camera_mm(truth_mm: Any) -> Any:
+    """The mocap joints in the camera's space (mm; x right, y down, z away): the subject 4.5 m in front."""
     centred = truth_mm - truth_mm[:, :1].mean(axis=0, keepdims=True)
-    x, y, z = centred[..., 0], -centred[..., 1], centred[..., 2] + 4500.0
+    return np.stack([centred[..., 0], -centred[..., 1], centred[..., 2] + 4500.0], axis=-1)
+
+
+def _body(truth_mm: Any, noise_px: float, seed: int = 0) -> dict[str, Any]:
+    """A /lift body of the mocap frames projected as the tests project them (pinhole, 1920 x 1080, focal 1200)."""
+    camera = _camera_mm(truth_mm)
+    x, y, z = camera[..., 0], camera[..., 1], camera[..., 2]
     pixels = np.stack([1200 * x / z + 960, 1200 * y / z + 540], axis=-1)
     pixels += np.random.default_rng(seed).normal(scale=noise_px, size=pixels.shape) if noise_px else 0.0
     keypoints = np.concatenate([pixels, np.full((*pixels.shape[:2], 1), 0.9)], axis=-1)
@@ -96,6 +104,23 @@ def _bvh_table(url: str, body: dict[str, Any], answer: Any, mm: float) -> list[l
     ]
 
 
+def _trajectory_table(url: str, body: dict[str, Any], truth_mm: Any, height_m: float) -> list[list[str]]:
+    """``root: trajectory`` in metres against where the camera saw the mocap pelvis, with the true focal length and
+    with the assumed one (the image diagonal)."""
+    pelvis = _camera_mm(truth_mm)[:, 0]
+    rows = []
+    for name, extra in (("focal given (1200 px)", {"focal_length_px": 1200}), ("focal assumed (diagonal)", {})):
+        asked = {**body, "root": "trajectory", "subject_height_m": round(height_m, 3), **extra}
+        answer = np.asarray(httpx.post(f"{url}/lift", json=asked, timeout=120).json()["joints3d"], np.float64)
+        placed = answer[:, 0] * 1000.0
+        depth = np.abs(placed[:, 2] - pelvis[:, 2]) / pelvis[:, 2] * 100
+        position = np.linalg.norm(placed - pelvis, axis=-1)
+        sideways = np.linalg.norm(placed[:, :2] - pelvis[:, :2], axis=-1)
+        rows.append([name, f"{np.median(depth):.1f}% / {depth.max():.1f}%", f"{np.median(sideways):.0f} mm",
+                     f"{np.median(position):.0f} mm"])  # fmt: skip
+    return rows
+
+
 def run(model: Path, *, frames: int, noise_px: float) -> str:
     with np.load(FIXTURE) as z:
         truth_mm = z["joints3d_mm"][:frames].astype(np.float64)
@@ -129,6 +154,9 @@ def run(model: Path, *, frames: int, noise_px: float) -> str:
         lines += ["", f"metric scale (subject_height_m {height_m:.3f})",
                   render(["", ""], [["bone length error (median / max)",
                                      f"{100 * np.median(errors):.1f}% / {100 * max(errors):.1f}%"]])]  # fmt: skip
+        lines += ["", "root trajectory (subject_height_m as above; mocap pelvis 4.5 m from the camera)",
+                  render(["", "distance error (median / max)", "x, y error (median)", "3D error (median)"],
+                         _trajectory_table(url, clean, truth_mm, height_m))]  # fmt: skip
         return "\n".join(lines)
     finally:
         server.stop()
@@ -138,7 +166,9 @@ def add_command(bench_sub: Any) -> None:
     """Add ``motion`` to the ``motionlift bench`` subparsers."""
     from service.config import DEFAULT_MODEL
 
-    bench = bench_sub.add_parser("motion", help="BVH fidelity, smoothing and metric scale on the CMU fixture")
+    bench = bench_sub.add_parser(
+        "motion", help="BVH fidelity, smoothing, metric scale and root trajectory on the CMU fixture"
+    )
     bench.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model file")
     bench.add_argument("--frames", type=int, default=243, help="frames of the fixture")
     bench.add_argument("--noise-px", type=float, default=5.0, help="2D noise for the smoothing table")

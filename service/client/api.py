@@ -84,8 +84,9 @@ class MotionLiftClient:
         """Stream ``frames`` (each ``{track_id: [J, C]}`` or one pose ``[J, C]``) on ``LiftStream``; iterate the
         result for answers. ``config``: ``StreamOptions``' fields by name (``format``, ``image_size``, ``mode``,
         ``lookahead``, ``window``, ``hop``, ``flip``, ``rootrel``, ``pixels``, ``normalization``,
-        ``track_expiry_s``, ``policy``; README, "gRPC"). A stream has no deadline unless ``timeout_s`` is given (a
-        live stream lasts as long as its video). gRPC only (``ValueError`` otherwise).
+        ``track_expiry_s``, ``policy``, ``smoothing`` and its parameters; README, "gRPC"). A stream has no
+        deadline unless ``timeout_s`` is given (a live stream lasts as long as its video). gRPC only (``ValueError``
+        otherwise).
 
         Unless ``policy`` is given, frames in a sized collection (a list, a tuple, an array: all there at once,
         not paced by a camera) stream with policy ``all``, so every frame is answered and sending waits for the

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from service.core.options import CHOICES, FIELD_DOCS, LIFT_FIELDS
+from service.core.fields import FIELD_DOCS
+from service.core.options import CHOICES, LIFT_FIELDS
 from service.formats import SOURCES
 
 DEFAULT_URL = "http://127.0.0.1:8000"

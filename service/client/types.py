@@ -97,6 +97,8 @@ class StreamStarted:
     joint_names: tuple[str, ...]
     coordinates: dict[str, str]
     model: dict[str, Any]
+    smoothing: str = "none"
+    smoothing_latency_frames: int = 0  # later answers of a track each answer waits for (savgol)
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,8 @@ def stream_started(response: pb.StreamResponse) -> StreamStarted:
         joint_names=tuple(s.joint_names),
         coordinates=_coordinates(s.coordinates),
         model=_model(s.model),
+        smoothing=s.smoothing or "none",
+        smoothing_latency_frames=s.smoothing_latency_frames,
     )
 
 

@@ -37,14 +37,15 @@ class TrackFrame:
 class FrameLatency:
     """Where one answered frame's time went (ms): ``total_ms`` from the frame's arrival to its answer, of which
     ``lookahead_ms`` waiting for the later frames its window needs, ``queue_ms`` its window waiting (behind the
-    track's previous one and in the batcher), ``inference_ms`` the model; ``batch_size`` the largest batch its
-    window ran in."""
+    track's previous one and in the batcher), ``inference_ms`` the model, ``smoothing_ms`` held back by the
+    stream's smoothing for the later answers it needs; ``batch_size`` the largest batch its window ran in."""
 
     total_ms: float
     lookahead_ms: float
     queue_ms: float
     inference_ms: float
     batch_size: int
+    smoothing_ms: float = 0.0
 
     @classmethod
     def from_fields(cls, message: object) -> FrameLatency:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from service.config import Settings
-from service.core import audit, keypoints, scale, selection, smoothing, windows
+from service.core import answer, audit, keypoints, selection, windows
 from service.core.access import ANONYMOUS, Caller, settings_access
 from service.core.admission import Door
 from service.core.arrays import check_sequence
@@ -26,7 +26,7 @@ from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
 from service.core.tracks import Track, check_tracks
-from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, Unavailable
+from service.errors import DeadlineExceeded, LiftError, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _Prepared:
     track: Track
-    frames: int
     spans: list[tuple[int, int]]
     first: int  # index of this track's first window in the request's window list
+    inputs: Array  # the normalised keypoints [T, 17, 3] (a root trajectory measures the 2D pose's size)
 
 
 # Batching pays while a batch's activations stay in cache and costs once they spill (then elementwise work turns
@@ -324,7 +324,7 @@ class Lifter:
         for track in selection.select(checked, options):
             x = keypoints.normalise(track.keypoints, options, field=track.field)
             spans = windows.plan(len(x), window, overlap)
-            prepared.append(_Prepared(track, len(x), spans, len(inputs)))
+            prepared.append(_Prepared(track, spans, len(inputs), x))
             inputs.extend(x[s:e] for s, e in spans)
         return prepared, inputs
 
@@ -363,15 +363,4 @@ class Lifter:
 
     def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
         own = outputs[p.first : p.first + len(p.spans)]
-        joints = smoothing.smooth(windows.merge(own, p.spans, p.frames, rootrel=options.rootrel), options)
-        pixels = None
-        if options.resolved_pixels():
-            assert options.image_size is not None
-            pixels = keypoints.denormalise_pixel(joints, *options.image_size)
-        if options.subject_height_m is not None:  # metres: after the pixels, which keep the image's scale
-            joints = scale.metric(joints, options.subject_height_m)
-        for array in (joints, pixels):  # never an impossible answer: a 500 (logged, counted), not a 200
-            if array is not None and not np.isfinite(array).all():
-                raise BackendError(f"the model answered values that are not finite for track {p.track.id!r}")
-        filled = tuple(p.track.start + int(i) for i in np.flatnonzero(~selection.detected(p.track.keypoints)))
-        return TrackResult(p.track.id, joints, pixels, p.track.start, filled)
+        return answer.track(p.track, own, p.spans, p.inputs, options)

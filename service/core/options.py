@@ -7,9 +7,10 @@ INVALID_ARGUMENT) naming the same field whichever way it came in. ``prefix`` put
 nests it (a stream's options are ``config.<name>``).
 
 The field names are the wire names: REST's JSON keys, the proto fields (``LiftRequest``, ``StreamConfig``), the
-client's keyword arguments and the CLI's flags; the REST schema and the CLI help are derived from ``FIELD_DOCS``
-and tests check the proto against the dataclass fields. This module is part of the contract the Python client
-shares with the service, so it imports nothing but the error table (and numpy's boolean type).
+client's keyword arguments and the CLI's flags; the REST schema and the CLI help are derived from
+``service.core.fields.FIELD_DOCS``, and tests check the proto against the dataclass fields. This module is part of
+the contract the Python client shares with the service, so it imports nothing but the error table (and numpy's
+boolean type).
 """
 
 from __future__ import annotations
@@ -32,14 +33,18 @@ NORMALIZATIONS: Final[tuple[str, ...]] = ("pixel", "crop", "none")
 MODES: Final[tuple[str, ...]] = ("causal", "lookahead")
 POLICIES: Final[tuple[str, ...]] = ("latest", "all")
 SMOOTHINGS: Final[tuple[str, ...]] = ("none", "savgol", "one-euro")
+ROOTS: Final[tuple[str, ...]] = ("image", "relative", "trajectory")
+FOCAL_PX: Final = (1.0, 1_000_000.0)
 CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "format": tuple(FORMATS),
     "normalization": NORMALIZATIONS,
     "mode": MODES,
     "policy": POLICIES,
     "smoothing": SMOOTHINGS,
+    "root": ROOTS,
 }
 DEFAULT_EXPIRY_S: Final = 10.0
+DEFAULT_SMOOTHING_WINDOW: Final = 9  # savgol frames (service.core.smoothing)
 # Pixels per image side: from one pixel to far beyond any video (16K is 15,360 wide); outside it the pixel
 # normalisation's arithmetic is meaningless (1e-30 or 1e308 once gave NaN answers).
 IMAGE_SIDE: Final = (1.0, 100_000.0)
@@ -48,56 +53,15 @@ IMAGE_SIDE: Final = (1.0, 100_000.0)
 MAX_SELECTION_FRAMES: Final = 1_000_000
 MAX_PERSON_CHARS: Final = 128
 SELECTION_FIELDS: Final = ("min_track_frames", "max_gap_frames", "person")
-# Whole-sequence settings a stream does not take (yet, for smoothing: README "Smoothing").
-SEQUENCE_FIELDS: Final = (
-    *SELECTION_FIELDS,
-    "smoothing",
-    "smoothing_window",
-    "smoothing_cutoff",
-    "smoothing_beta",
-    "fps",
-    "subject_height_m",
-)
-
-FIELD_DOCS: Final[dict[str, str]] = {
-    "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "
-    "(Halpe-26: AlphaPose)",
-    "image_size": "[width, height] of the video in pixels (each 1 to 100000), when known",
-    "normalization": "pixel: by the image size (the default when image_size is given); crop: by the square "
-    "around the whole sequence's bounding box (the default otherwise; not for streams); none: already "
-    "normalised to [-1, 1]",
-    "flip": "flip test-time augmentation (default true; twice the compute, more accurate)",
-    "rootrel": "root-centred output: the pelvis at the origin in every frame",
-    "pixels": "also answer in pixels (joints3d_px); default: whenever pixel normalization is used",
-    "overlap": "frames shared by consecutive windows, cross-faded; default window / 4; 0 = the official clipping",
-    "window": "frames per stream window, at most the model's; default the model's",
-    "hop": "frames one look-ahead window answers; default 1 (causal streams: always 1)",
-    "mode": "causal: frame t from the window ending at t; lookahead: once frame t + lookahead arrived",
-    "lookahead": "later frames a look-ahead stream waits for (>= 1, < window); 0 in causal mode",
-    "track_expiry_s": "seconds of silence after which a stream forgets a track; default 10",
-    "min_track_frames": "a track needs this many detected frames (a frame is detected unless all its scores are 0); "
-    "default: none for tracks you send, 30 (about a second) for detector files",
-    "max_gap_frames": "cut tracks around gaps of more than this many undetected frames (the pieces are named "
-    "<id>-2, <id>-3...) and trim undetected ends; default: tracks whole for tracks you send, 30 for detector files",
-    "person": "which tracks to lift: all (default), longest (most detected frames), largest (mean box), "
-    "most-central, or one track's id",
-    "smoothing": "none (default), savgol (Savitzky-Golay over smoothing_window frames: whole sequences) or "
-    "one-euro (the 1-euro filter: causal); see service/core/smoothing.py",
-    "smoothing_window": "savgol: frames in the window, odd, 5 to 99 (default 9)",
-    "smoothing_cutoff": "one-euro: the cutoff at rest, Hz (default 1.0; lower is smoother)",
-    "smoothing_beta": "one-euro: how much the cutoff rises with speed, Hz per answer unit per second (default 5; "
-    "higher lags less)",
-    "fps": "the video's frames per second (default 30): one-euro's time base",
-    "subject_height_m": "the subject's standing height in metres (0.5 to 2.5): joints3d in metres (one scale per "
-    "track; see service/core/scale.py); default: the image's units",
-    "policy": "latest (default: for live video, a newer frame replaces a waiting one, skipped frames are counted) "
-    "or all (for files and recordings: every frame is answered and the sender is slowed down instead)",
-}
+# Whole-sequence settings a stream does not take: the track policy needs the whole track, metric scale its
+# bone lengths over the sequence. (Smoothing it takes: service/core/smoother.py.)
+SEQUENCE_FIELDS: Final = (*SELECTION_FIELDS, "subject_height_m", "root", "focal_length_px")
 
 
 NO_STREAM_SELECTION: Final = (
     "a stream answers every track it is sent, frame by frame; the track policy (min_track_frames, max_gap_frames, "
-    "person) and smoothing are for whole sequences"
+    "person), metric scale (subject_height_m) and the root trajectory (root, focal_length_px; a stream takes "
+    "rootrel) are for whole sequences"
 )
 
 
@@ -152,6 +116,8 @@ class LiftOptions:
     smoothing_beta: float | None = None
     fps: float | None = None
     subject_height_m: float | None = None
+    root: str | None = None
+    focal_length_px: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, prefix: str = "") -> LiftOptions:
@@ -163,6 +129,8 @@ class LiftOptions:
         given["normalization"] = parse_normalization(given.get("normalization"), field=prefix + "normalization")
         if given.get("smoothing") is not None:
             given["smoothing"] = _choice(given["smoothing"], SMOOTHINGS, prefix + "smoothing", "smoothing")
+        if given.get("root") is not None:
+            given["root"] = _choice(given["root"], ROOTS, prefix + "root", "root")
         return cls(**given)  # type: ignore[arg-type]  # each value was checked against its field's type
 
     def resolved_normalization(self) -> str:
@@ -174,6 +142,17 @@ class LiftOptions:
     def resolved_pixels(self) -> bool:
         """Whether the answer carries pixel coordinates."""
         return self.pixels if self.pixels is not None else self.resolved_normalization() == "pixel"
+
+    def resolved_focal_px(self) -> float | None:
+        """The focal length a root trajectory uses: ``focal_length_px``, else the image diagonal (see
+        ``service.core.trajectory``); None without an image size."""
+        if self.focal_length_px is not None:
+            return self.focal_length_px
+        return None if self.image_size is None else math.hypot(*self.image_size)
+
+    def resolved_root(self) -> str:
+        """Where the answer puts the pelvis: ``image`` (the official output), ``relative`` or ``trajectory``."""
+        return self.root if self.root is not None else ("relative" if self.rootrel else "image")
 
     def check(self, *, window: int, prefix: str = "") -> None:
         """Every rule against a model of ``window`` frames; ``InvalidInput`` naming ``prefix + field``."""
@@ -202,6 +181,37 @@ class LiftOptions:
             )
         self._check_selection(prefix)
         self._check_smoothing(prefix)
+        self._check_root(prefix)
+
+    def _check_root(self, prefix: str) -> None:
+        """``root`` and ``focal_length_px`` (``service.core.trajectory`` places the root)."""
+        if self.root is not None:
+            _choice(self.root, ROOTS, prefix + "root", "root")
+            if self.rootrel and self.root != "relative":
+                raise InvalidInput(
+                    f"rootrel: true means root: relative, which contradicts root: {self.root}; give one of them",
+                    field=prefix + "root",
+                )
+        trajectory = self.resolved_root() == "trajectory"
+        if trajectory and (self.image_size is None or self.resolved_normalization() != "pixel"):
+            raise InvalidInput(
+                "a root trajectory needs image_size and pixel normalization: the distance comes from the person's "
+                "size in the image",
+                field=prefix + "root",
+            )
+        focal = self.focal_length_px
+        if focal is not None:
+            if not FOCAL_PX[0] <= focal <= FOCAL_PX[1]:  # NaN fails too
+                raise InvalidInput(
+                    f"focal_length_px must be between {FOCAL_PX[0]:g} and {FOCAL_PX[1]:g} pixels, got {focal}",
+                    field=prefix + "focal_length_px",
+                )
+            if not trajectory:
+                raise InvalidInput(
+                    "focal_length_px places the root trajectory: it needs root: trajectory (it cannot give metres "
+                    "by itself; subject_height_m does)",
+                    field=prefix + "focal_length_px",
+                )
 
     def _check_smoothing(self, prefix: str) -> None:
         """The smoothing's choice and ranges (``service.core.smoothing`` applies it)."""
@@ -325,6 +335,13 @@ class StreamPlan:
     expiry_s: float
     policy: str = "latest"
 
+    @property
+    def smoothing_latency_frames(self) -> int:
+        """Later answers of a track each answer waits for: ``smoothing_window // 2`` for savgol, else 0."""
+        if self.options.smoothing == "savgol":
+            return (self.options.smoothing_window or DEFAULT_SMOOTHING_WINDOW) // 2
+        return 0
+
 
 def _check_causal(lookahead: int, hop: int, prefix: str) -> None:
     if lookahead:
@@ -367,6 +384,8 @@ LIFT_FIELDS: Final[dict[str, str]] = {
     "smoothing_beta": "number",
     "fps": "number",
     "subject_height_m": "number",
+    "root": "str",
+    "focal_length_px": "number",
 }
 STREAM_FIELDS: Final[dict[str, str]] = {
     "window": "int",
@@ -378,4 +397,3 @@ STREAM_FIELDS: Final[dict[str, str]] = {
 }
 assert set(LIFT_FIELDS) == {f.name for f in fields(LiftOptions)}
 assert set(STREAM_FIELDS) == {f.name for f in fields(StreamOptions)} - {"lift"}
-assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)

@@ -97,6 +97,13 @@ class LiftResult:
     coordinates: dict[str, str]
 
 
+def _focal(options: LiftOptions) -> str:
+    if options.focal_length_px is not None:
+        return f"focal length {options.focal_length_px:g} px, given"
+    focal = options.resolved_focal_px()
+    return "no focal length" if focal is None else f"focal length {focal:g} px, assumed: the image diagonal"
+
+
 def coordinates(options: LiftOptions) -> dict[str, str]:
     """The coordinate contract of an answer, stated in every answer so no caller has to guess."""
     mode = options.resolved_normalization()
@@ -113,12 +120,15 @@ def coordinates(options: LiftOptions) -> dict[str, str]:
         )
     if options.resolved_pixels():
         units += "; joints3d_px: pixels (x, y on the image, z in pixel-like units)"
-    root = (
-        "root-relative: the pelvis is (0, 0, 0) in every frame"
-        if options.rootrel
-        else "x, y overlay the 2D input; z is depth relative to the pelvis of the same frame "
-        "(the official in-the-wild output)"
-    )
+    root = {
+        "relative": "root-relative: the pelvis is (0, 0, 0) in every frame",
+        "image": "x, y overlay the 2D input; z is depth relative to the pelvis of the same frame "
+        "(the official in-the-wild output)",
+        "trajectory": "the pose about the pelvis, placed at the pelvis' estimated position in the camera's space "
+        "(origin at the camera): distance = focal length / the 2D pose's size per unit of the 3D pose, per frame "
+        f"({_focal(options)}); assumes a still pinhole camera with its principal point at the image centre, no lens "
+        "distortion, and a body shallow next to its distance; in the units of joints3d",
+    }[options.resolved_root()]
     return {
         "units": units,
         "space": "camera view as in MotionBERT's training data (H36M joint3d_image): "

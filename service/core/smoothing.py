@@ -22,10 +22,10 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from service.core.backend import Array
-from service.core.options import LiftOptions
+from service.core.options import DEFAULT_SMOOTHING_WINDOW, LiftOptions
 
 SAVGOL_ORDER: Final = 2
-DEFAULT_WINDOW: Final = 9
+DEFAULT_WINDOW: Final = DEFAULT_SMOOTHING_WINDOW
 DEFAULT_CUTOFF_HZ: Final = 1.0
 DEFAULT_BETA: Final = 5.0
 DEFAULT_FPS: Final = 30.0
@@ -56,24 +56,37 @@ def savgol(joints: Array, window: int) -> Array:
     return out
 
 
-def _alpha(cutoff: Array | float, period: float) -> Array:
+def alpha(cutoff: Array | float, period: float) -> Array:
+    """The smoothing factor of an exponential low-pass at ``cutoff`` Hz for a step of ``period`` seconds (1€ paper)."""
     tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, np.float64))
     out: Array = 1.0 / (1.0 + tau / period)
     return out
 
 
+class OneEuro:
+    """The 1€ filter's state over a sequence of arrays (float64), one step per frame; the first passes through."""
+
+    def __init__(self, *, cutoff: float, beta: float) -> None:
+        self._cutoff, self._beta = cutoff, beta
+        self._out: Array | None = None
+        self._speed: Array | None = None
+
+    def step(self, x: Array, period: float) -> Array:
+        """The filtered value of ``x``, ``period`` seconds after the previous step."""
+        if self._out is None or self._speed is None:
+            self._out, self._speed = x, np.zeros_like(x)
+            return x
+        alpha_d = alpha(DERIVATIVE_CUTOFF_HZ, period)
+        self._speed = alpha_d * (x - self._out) / period + (1.0 - alpha_d) * self._speed
+        a = alpha(self._cutoff + self._beta * np.abs(self._speed), period)
+        self._out = a * x + (1.0 - a) * self._out
+        return self._out
+
+
 def one_euro(joints: Array, *, fps: float, cutoff: float, beta: float) -> Array:
     """The 1€ filter along the frames, every coordinate at once."""
     period = 1.0 / fps
+    state = OneEuro(cutoff=cutoff, beta=beta)
     x = joints.astype(np.float64)
-    out = np.empty_like(x)
-    out[0] = x[0]
-    speed = np.zeros_like(x[0])
-    alpha_d = _alpha(DERIVATIVE_CUTOFF_HZ, period)
-    for t in range(1, len(x)):
-        raw_speed = (x[t] - out[t - 1]) / period
-        speed = alpha_d * raw_speed + (1.0 - alpha_d) * speed
-        alpha = _alpha(cutoff + beta * np.abs(speed), period)
-        out[t] = alpha * x[t] + (1.0 - alpha) * out[t - 1]
-    result: Array = out.astype(np.float32)
-    return result
+    out: Array = np.stack([state.step(row, period) for row in x]).astype(np.float32)
+    return out

@@ -48,6 +48,7 @@ from service.core.frames import FrameAnswer, FrameLatency, TrackFrame, check_fra
 from service.core.metrics import Metrics
 from service.core.options import StreamPlan
 from service.core.results import Stamps
+from service.core.smoother import Held, Smoother
 from service.errors import LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
@@ -72,11 +73,28 @@ class _Job:
     skipped: int = 0  # frames just before its first that will never be answered
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """A frame's answer before smoothing: what its ``FrameAnswer`` says besides the joints."""
+
+    frame: _Frame
+    lookahead: int
+    window_frames: int
+    lookahead_ms: float
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+    skipped: int
+    skipped_total: int
+    ready: float  # when the model's answer was there (the smoother may hold it back)
+
+
 @dataclass
 class _Track:
     id: str
     ring: deque[Array]
     frames: deque[_Frame]
+    smoother: Smoother[_Answered]
     count: int = 0  # frames received
     scheduled: int = 0  # frames before this one are answered, being answered, or skipped
     last_index: int | None = None
@@ -85,6 +103,7 @@ class _Track:
     worker: asyncio.Task[None] | None = None
     unreported: int = 0  # skipped frames that the next window to be scheduled reports
     skipped_total: int = 0  # skipped frames reported so far
+    ending: bool = False  # retired: after its last window, the smoother releases what it holds
 
 
 @dataclass(frozen=True)
@@ -160,7 +179,8 @@ class StreamSession:
         for frame, pose in zip(frames, checked, strict=True):
             track = self._tracks.get(frame.track_id)
             if track is None:
-                track = _Track(frame.track_id, deque(maxlen=self.plan.window), deque(maxlen=self.plan.window))
+                window = self.plan.window
+                track = _Track(frame.track_id, deque(maxlen=window), deque(maxlen=window), Smoother(self.plan.options))
                 self._tracks[frame.track_id] = track
             index = frame.frame_index
             if index is None:  # the previous one + 1
@@ -235,6 +255,9 @@ class StreamSession:
         track.waiting.append(job)
         if len(track.waiting) >= MAX_WAITING and self.plan.policy == "all":
             self._room.clear()
+        self._start(track)
+
+    def _start(self, track: _Track) -> None:
         if track.worker is None:
             track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
             self._workers.add(track.worker)
@@ -255,6 +278,9 @@ class StreamSession:
                 job = track.waiting.popleft()
                 self._update_room()
                 await self._run(track, job)
+            if track.ending and not self._stopped:  # its last window ran: release what the smoother holds
+                for held in track.smoother.flush():
+                    await self._answer(track, held)
         finally:
             track.worker = None
 
@@ -275,32 +301,52 @@ class StreamSession:
         length = len(job.window)
         # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own.
         joints = windows.merge(outputs, [(0, length)], length, rootrel=options.rootrel)
-        pixels = None
-        if options.resolved_pixels() and options.image_size is not None:
-            pixels = keypoints.denormalise_pixel(joints, *options.image_size)
         track.skipped_total += job.skipped
+        ready = self._clock()
         for i, frame in enumerate(job.answer):
             row = frame.number - job.first
-            answer = FrameAnswer(
-                track_id=track.id,
-                frame_index=frame.index,
-                timestamp_s=frame.timestamp_s,
-                joints3d=joints[row],
-                joints3d_px=None if pixels is None else pixels[row],
+            answered = _Answered(
+                frame=frame,
                 lookahead=length - 1 - row,
                 window_frames=length,
-                latency=FrameLatency(
-                    total_ms=1000 * (self._clock() - frame.arrival),
-                    lookahead_ms=1000 * (job.due - frame.arrival),
-                    queue_ms=1000 * (started - job.due) + stamps.queue_ms,
-                    inference_ms=stamps.inference_ms,
-                    batch_size=stamps.batch_size,
-                ),
+                lookahead_ms=1000 * (job.due - frame.arrival),
+                queue_ms=1000 * (started - job.due) + stamps.queue_ms,
+                inference_ms=stamps.inference_ms,
+                batch_size=stamps.batch_size,
                 skipped=job.skipped if i == 0 else 0,
                 skipped_total=track.skipped_total,
+                ready=ready,
             )
-            await self._queue.put(answer)  # waits while the client is not reading: backpressure
-            self._metrics.stream_frames.labels("answered").inc()
+            for held in track.smoother.feed(frame.number, joints[row], answered):
+                await self._answer(track, held)
+
+    async def _answer(self, track: _Track, held: Held[_Answered]) -> None:
+        """Queue the answer of one frame, in pixels too when the stream answers them."""
+        options, a, now = self.plan.options, held.payload, self._clock()
+        pixels = None
+        if options.resolved_pixels() and options.image_size is not None:
+            pixels = keypoints.denormalise_pixel(held.joints, *options.image_size)
+        answer = FrameAnswer(
+            track_id=track.id,
+            frame_index=a.frame.index,
+            timestamp_s=a.frame.timestamp_s,
+            joints3d=held.joints,
+            joints3d_px=pixels,
+            lookahead=a.lookahead,
+            window_frames=a.window_frames,
+            latency=FrameLatency(
+                total_ms=1000 * (now - a.frame.arrival),
+                lookahead_ms=a.lookahead_ms,
+                queue_ms=a.queue_ms,
+                inference_ms=a.inference_ms,
+                batch_size=a.batch_size,
+                smoothing_ms=1000 * (now - a.ready),
+            ),
+            skipped=a.skipped,
+            skipped_total=a.skipped_total,
+        )
+        await self._queue.put(answer)  # waits while the client is not reading: backpressure
+        self._metrics.stream_frames.labels("answered").inc()
 
     def _update_room(self) -> None:
         if all(len(t.waiting) < MAX_WAITING for t in self._tracks.values()):
@@ -319,8 +365,11 @@ class StreamSession:
 
     def _retire(self, track: _Track, now: float) -> None:
         """Answer the track's unanswered frames from a window ending at its last frame, and forget it."""
+        track.ending = True
         if track.scheduled < track.count:
             self._schedule(track, track.count, now)
+        if track.smoother.holding:
+            self._start(track)  # with no window left to run, it only releases what the smoother holds
         del self._tracks[track.id]
 
     def _expire(self, now: float) -> None:

@@ -107,34 +107,35 @@ def _options(message: pb.LiftRequest | pb.StreamConfig, prefix: str) -> LiftOpti
         overlap=_optional(message, "overlap"),
         min_track_frames=_optional(message, "min_track_frames"),
         max_gap_frames=_optional(message, "max_gap_frames"),
-        person=message.person if isinstance(message, pb.LiftRequest) and message.HasField("person") else None,
+        person=str(message.person) if _given(message, "person") else None,
         smoothing=parse_smoothing(message),
         smoothing_window=_optional(message, "smoothing_window"),
         smoothing_cutoff=_number(message, "smoothing_cutoff"),
         smoothing_beta=_number(message, "smoothing_beta"),
         fps=_number(message, "fps"),
         subject_height_m=_number(message, "subject_height_m"),
+        root=str(message.root) if _given(message, "root") else None,
+        focal_length_px=_number(message, "focal_length_px"),
     )
 
 
+def _given(message: pb.LiftRequest | pb.StreamConfig, name: str) -> bool:
+    """Whether the message has the optional field ``name`` and it is set (a ``StreamConfig`` lacks some)."""
+    return name in message.DESCRIPTOR.fields_by_name and message.HasField(name)
+
+
 def parse_smoothing(message: pb.LiftRequest | pb.StreamConfig) -> str | None:
-    if isinstance(message, pb.LiftRequest) and message.HasField("smoothing"):
-        return message.smoothing
-    return None
+    return str(message.smoothing) if _given(message, "smoothing") else None
 
 
 def _number(message: pb.LiftRequest | pb.StreamConfig, name: str) -> float | None:
-    """A ``LiftRequest``'s optional number, None when unset."""
-    if isinstance(message, pb.LiftRequest) and message.HasField(name):
-        return float(getattr(message, name))
-    return None
+    """An optional number, None when unset or not a field of this message."""
+    return float(getattr(message, name)) if _given(message, name) else None
 
 
 def _optional(message: pb.LiftRequest | pb.StreamConfig, name: str) -> int | None:
-    """A ``LiftRequest``'s optional integer field, None when unset (a ``StreamConfig`` has none of these)."""
-    if isinstance(message, pb.LiftRequest) and message.HasField(name):
-        return int(getattr(message, name))
-    return None
+    """An optional integer field, None when unset or not a field of this message."""
+    return int(getattr(message, name)) if _given(message, name) else None
 
 
 def lift_input(request: pb.LiftRequest) -> tuple[list[Track], LiftOptions]:
@@ -209,6 +210,8 @@ def lift_response(result: LiftResult, request_id: str, info: ModelInfo) -> pb.Li
 def stream_started(plan: StreamPlan, coordinates: dict[str, str], info: ModelInfo) -> pb.StreamResponse:
     """The ``StreamResponse`` that opens every stream: the configuration in effect."""
     started = pb.StreamStarted(
+        smoothing=plan.options.smoothing or "none",
+        smoothing_latency_frames=plan.smoothing_latency_frames,
         window=plan.window,
         hop=plan.hop,
         mode=pb.StreamMode.Value(f"STREAM_MODE_{plan.mode.upper()}"),

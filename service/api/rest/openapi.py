@@ -161,6 +161,24 @@ PIXEL_RULES: Final[list[dict[str, Any]]] = [
             "properties": {"image_size": {"type": "array"}, "normalization": {"enum": ["pixel", None]}},
         },
     },
+    {
+        "description": "a root trajectory needs image_size and pixel normalization (given or default)",
+        "if": {"required": ["root"], "properties": {"root": {"const": "trajectory"}}},
+        "then": {
+            "required": ["image_size"],
+            "properties": {"image_size": {"type": "array"}, "normalization": {"enum": ["pixel", None]}},
+        },
+    },
+    {
+        "description": "focal_length_px places the root trajectory: it needs root: trajectory",
+        "if": {"required": ["focal_length_px"], "properties": {"focal_length_px": {"type": "number"}}},
+        "then": {"required": ["root"], "properties": {"root": {"const": "trajectory"}}},
+    },
+    {
+        "description": "rootrel: true is root: relative; another root contradicts it",
+        "if": {"required": ["rootrel"], "properties": {"rootrel": {"const": True}}},
+        "then": {"properties": {"root": {"enum": ["relative", None]}}},
+    },
 ]
 
 

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from service.core.fields import FIELD_DOCS
 from service.core.keypoints import JOINT_NAMES
-from service.core.options import CHOICES, FIELD_DOCS, IMAGE_SIDE, MAX_PERSON_CHARS, MAX_SELECTION_FRAMES, LiftOptions
+from service.core.options import CHOICES, FOCAL_PX, IMAGE_SIDE, MAX_PERSON_CHARS, MAX_SELECTION_FRAMES, LiftOptions
 from service.core.results import STAGES
 from service.errors import ERRORS
 
@@ -45,6 +46,7 @@ def _ranges(window: int | None) -> dict[str, Any]:
         "smoothing_beta": Annotated[float, Field(ge=0, le=1000)],
         "fps": Annotated[float, Field(ge=1, le=1000)],
         "subject_height_m": Annotated[float, Field(ge=0.5, le=2.5)],
+        "focal_length_px": Annotated[float, Field(ge=FOCAL_PX[0], le=FOCAL_PX[1])],
     }
 
 

@@ -29,9 +29,10 @@ from starlette.exceptions import HTTPException
 
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import JSON_OPTIONS, Responses, answer, caller_of, declared_length, errors
+from service.core.fields import FIELD_DOCS
 from service.core.lifter import Lifter
 from service.core.options import (
-    FIELD_DOCS,
+    CHOICES,
     FORMATS,
     LIFT_FIELDS,
     MAX_PERSON_CHARS,
@@ -69,7 +70,7 @@ _FILE = {
     "format": "binary",
     "description": "the detector's output file, as it wrote it, or a zip archive of it (an OpenPose folder zipped)",
 }
-_QUERY = [
+_QUERY: list[dict[str, Any]] = [
     {"name": "source", "in": "query", "required": False, "description": "the detector; auto: detected",
      "schema": {"type": "string", "enum": ["auto", *SOURCES], "default": "auto"}},
     {"name": "format", "in": "query", "required": False, "description": FIELD_DOCS["format"],
@@ -87,6 +88,13 @@ _QUERY = [
      "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SELECTION_FRAMES, "default": MAX_GAP}},
     {"name": "person", "in": "query", "required": False, "description": FIELD_DOCS["person"],
      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PERSON_CHARS, "default": "all"}},
+]  # fmt: skip
+# The other options, typed as the query string carries them (their ranges and rules: the JSON body's schema).
+_QUERY += [
+    {"name": name, "in": "query", "required": False, "description": FIELD_DOCS[name],
+     "schema": {"type": {"int": "integer", "number": "number"}.get(kind, "string"),
+                **({"enum": list(CHOICES[name])} if name in CHOICES else {})}}
+    for name, kind in LIFT_FIELDS.items() if name not in {q["name"] for q in _QUERY}
 ]  # fmt: skip
 OPENAPI: Final = {
     "parameters": _QUERY,
@@ -173,6 +181,11 @@ def _value(kind: str, text: str, name: str) -> Any:
         except ValueError:
             raise InvalidInput(f"must be W,H (two numbers), got {text[:40]!r}", field=name) from None
         return [width, height]
+    if kind == "number":
+        try:
+            return float(text)  # the options' own checks refuse NaN and values out of range, naming the field
+        except ValueError:
+            raise InvalidInput(f"must be a number, got {text[:40]!r}", field=name) from None
     return text
 
 

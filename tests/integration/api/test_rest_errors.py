@@ -87,7 +87,7 @@ def frame(joints: int, channels: int, value: float = 500.0) -> list[list[float]]
             "colour",
             "unknown field; expected one of keypoints, tracks, format, image_size, normalization, flip, rootrel, "
             "pixels, overlap, min_track_frames, max_gap_frames, person, smoothing, smoothing_window, smoothing_cutoff, "
-            "smoothing_beta, fps, subject_height_m",
+            "smoothing_beta, fps, subject_height_m, root, focal_length_px",
         ),
         ({"keypoints": "abc"}, "keypoints", "expected a list of frames"),
         ({"keypoints": [[["a", 1.0]] * 17]}, "keypoints[0][0][0]", "coordinates must be numbers"),

@@ -1,5 +1,5 @@
 """Smoothing through the real service: REST and gRPC (through the client) answer the same smoothed joints, with less
-jitter than the raw answer and pixels that agree with them; a stream refuses smoothing, naming the field."""
+jitter than the raw answer and pixels that agree with them; a gRPC stream smooths frame by frame as declared."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from service.client import MotionLiftClient
 from service.core.options import StreamOptions
+from service.core.smoothing import savgol
 from service.errors import InvalidInput
 from tests.conftest import Served
 from tests.data import walk
@@ -33,11 +34,32 @@ def test_smoothed_answers_agree_across_protocols_and_jitter_less(served: Served,
     np.testing.assert_array_equal(answer.joints3d, smoothed)
 
 
-def test_a_stream_takes_no_smoothing_yet() -> None:
+def test_a_stream_smooths_over_grpc_as_declared(served: Served) -> None:
+    """A savgol stream: StreamStarted declares the hold (window // 2 frames), every frame is answered, each answer
+    is the filter over the unsmoothed stream's answers, and the time held is reported per frame."""
+    frames = list(NOISY[:40])
+    config: dict[str, Any] = {"format": "coco", "image_size": (1920, 1080)}
+    with MotionLiftClient(grpc=served.grpc_target) as client:
+        raw = list(client.stream(frames, **config))
+        stream = client.stream(frames, **config, smoothing="savgol", smoothing_window=9)
+        smoothed = list(stream)
+    assert stream.started.smoothing == "savgol" and stream.started.smoothing_latency_frames == 4
+    assert [a.frame_index for a in smoothed] == list(range(40))
+    joints = np.stack([a.joints3d for a in raw])
+    got = np.stack([a.joints3d for a in smoothed])
+    np.testing.assert_allclose(got, savgol(joints, 9), atol=1e-5)
+    assert jitter(got) < jitter(joints) / 2
+    pixels = np.stack([np.asarray(a.joints3d_px) for a in smoothed])  # derived from the smoothed joints
+    np.testing.assert_allclose(pixels[..., :2], got[..., :2] * 540 + [960, 540], atol=1e-2)
+    assert all(a.latency.smoothing_ms >= 0 for a in smoothed)
+    assert max(a.latency.smoothing_ms for a in smoothed) > 0  # the held frames waited
+
+
+def test_a_stream_refuses_metric_scale_naming_the_field() -> None:
     with pytest.raises(InvalidInput) as caught:
-        StreamOptions.from_mapping({"format": "coco", "image_size": [640, 480], "smoothing": "one-euro"})
-    assert caught.value.field == "config.smoothing"
-    assert "smoothing are for whole sequences" in caught.value.message
+        StreamOptions.from_mapping({"format": "coco", "image_size": [640, 480], "subject_height_m": 1.7})
+    assert caught.value.field == "config.subject_height_m"
+    assert "are for whole sequences" in caught.value.message
 
 
 def test_the_cli_smooths_as_the_service_does(served: Served, tmp_path: Any) -> None:

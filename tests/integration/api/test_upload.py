@@ -88,6 +88,14 @@ def test_upload_mistakes_name_the_field(served: Served) -> None:
         ("", content, 422, "min_track_frames", "no track has 30 detected frames; the longest has"),
         ("?min_track_frames=0", content, 422, "min_track_frames", "min_track_frames must be between 1 and 1000000"),
         ("?max_gap_frames=-2", content, 422, "max_gap_frames", "max_gap_frames must be between 0 and 1000000"),
+        ("?fps=fast", content, 422, "fps", "must be a number, got 'fast'"),
+        (
+            "?image_size=1920,1080&root=trajectory&focal_length_px=nan",
+            content,
+            422,
+            "focal_length_px",
+            "focal_length_px must be between 1 and 1e+06 pixels, got nan",
+        ),
         ("?min_track_frames=1&person=nobody", content, 422, "person", "no track 'nobody' among those kept"),
         ("", b"{not json", 400, "file", "the file is not JSON (nor a zip archive): "),
         ("", b"", 422, "file", "the file is empty"),
@@ -100,6 +108,25 @@ def test_upload_mistakes_name_the_field(served: Served) -> None:
         error = r.json()["error"]
         assert error["field"] == field and error["message"].startswith(message), (suffix, error)
         assert error["request_id"] == r.headers["x-request-id"]
+
+
+def test_number_options_in_the_query_answer_as_in_a_json_body(served: Served) -> None:
+    """Every option reaches the upload's query string typed as /lift's JSON takes it (numbers too)."""
+    options = {"min_track_frames": 3, "subject_height_m": 1.7, "smoothing": "one-euro", "smoothing_cutoff": 0.5,
+               "fps": 25, "root": "trajectory", "focal_length_px": 1500}  # fmt: skip
+    query = {"image_size": "1920,1080", **{k: str(v) for k, v in options.items()}}
+    upload = httpx.post(f"{served.rest_url}/lift/file", params=query, content=ALPHAPOSE.read_bytes(), timeout=60)
+    assert upload.status_code == 200, upload.text
+    read = read_keypoints(ALPHAPOSE)
+    sent = [{"id": t.id, "start": t.start, "keypoints": t.keypoints.tolist()} for t in read.tracks]
+    body = {"tracks": sent, "format": read.layout, "image_size": list(SIZE), **options}
+    as_json = httpx.post(f"{served.rest_url}/lift", json=body, timeout=60).json()
+    assert upload.json()["coordinates"] == as_json["coordinates"]
+    assert "(focal length 1500 px, given)" in as_json["coordinates"]["root"]
+    uploaded, sent_as_json = _tracks(upload.json()["tracks"]), _tracks(as_json["tracks"])
+    assert uploaded.keys() == sent_as_json.keys() == {"1", "2"}
+    for tid, answer in uploaded.items():
+        np.testing.assert_array_equal(sent_as_json[tid][2], answer[2])
 
 
 def test_a_multipart_body_without_the_file_or_broken_is_refused_naming_file(served: Served) -> None:

@@ -17,10 +17,10 @@ from service.client import wire
 from service.client.command import add_option_flags
 from service.client.types import lift_call
 from service.config import Settings
+from service.core.fields import FIELD_DOCS
 from service.core.frames import FrameLatency
 from service.core.options import (
     CHOICES,
-    FIELD_DOCS,
     FORMATS,
     LIFT_FIELDS,
     MODES,
@@ -89,12 +89,42 @@ def test_from_mapping_takes_json_and_numpy_values() -> None:
         (LiftOptions("coco", overlap=27), "overlap", "overlap must be between 0 and 26 frames (window 27), got 27"),
         (LiftOptions("coco", overlap=-1), "overlap", "overlap must be between 0 and 26 frames"),
         (LiftOptions("openpose"), "format", "unknown keypoint format 'openpose'"),
+        (LiftOptions("coco", root="trajectory"), "root", "a root trajectory needs image_size and pixel normalization"),
+        (
+            LiftOptions("coco", (640.0, 480.0), "none", root="trajectory"),
+            "root",
+            "a root trajectory needs image_size and pixel normalization",
+        ),
+        (LiftOptions("coco", (640.0, 480.0), root="centre"), "root", "unknown root 'centre'; expected one of image,"),
+        (
+            LiftOptions("coco", (640.0, 480.0), rootrel=True, root="trajectory"),
+            "root",
+            "rootrel: true means root: relative, which contradicts root: trajectory",
+        ),
+        (
+            LiftOptions("coco", (640.0, 480.0), focal_length_px=1000.0),
+            "focal_length_px",
+            "focal_length_px places the root trajectory: it needs root: trajectory",
+        ),
+        (
+            LiftOptions("coco", (640.0, 480.0), root="trajectory", focal_length_px=0.5),
+            "focal_length_px",
+            "focal_length_px must be between 1 and 1e+06 pixels, got 0.5",
+        ),
     ],
 )
 def test_check_against_the_model(options: LiftOptions, field: str, message: str) -> None:
     error = refused(lambda: options.check(window=27))
     assert error.field == field and error.message.startswith(message), error.message
     assert refused(lambda: options.check(window=27, prefix="config.")).field == "config." + field
+
+
+def test_root_resolves_from_rootrel_and_root() -> None:
+    assert LiftOptions("coco").resolved_root() == "image"
+    assert LiftOptions("coco", rootrel=True).resolved_root() == "relative"
+    assert LiftOptions("coco", rootrel=True, root="relative").resolved_root() == "relative"
+    assert LiftOptions("coco", root="trajectory").resolved_root() == "trajectory"
+    LiftOptions("coco", (640.0, 480.0), root="trajectory", focal_length_px=900.0).check(window=27)  # accepted
 
 
 def test_defaults_resolve() -> None:
@@ -123,7 +153,8 @@ def test_every_field_is_documented_and_typed_once() -> None:
     assert [f.name for f in fields(StreamOptions) if f.name != "lift"] == list(STREAM_FIELDS)
     assert set(FIELD_DOCS) == set(LIFT_FIELDS) | set(STREAM_FIELDS)
     assert {"format": tuple(FORMATS), "normalization": NORMALIZATIONS, "mode": MODES, "policy": POLICIES,
-            "smoothing": ("none", "savgol", "one-euro")} == CHOICES  # fmt: skip
+            "smoothing": ("none", "savgol", "one-euro"),
+            "root": ("image", "relative", "trajectory")} == CHOICES  # fmt: skip
 
 
 def test_the_rest_schema_is_derived_from_the_options() -> None:

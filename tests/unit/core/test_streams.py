@@ -15,6 +15,7 @@ from service.config import Settings
 from service.core.frames import FrameAnswer, TrackFrame
 from service.core.lifter import Lifter
 from service.core.options import StreamOptions, StreamPlan
+from service.core.smoothing import DEFAULT_BETA, DEFAULT_CUTOFF_HZ, one_euro, savgol
 from service.core.streams import StreamSession
 from service.errors import DeadlineExceeded, InvalidInput, Overloaded
 from tests.fakes import FakeBackend
@@ -345,3 +346,57 @@ def test_an_unknown_policy_names_the_field() -> None:
     with pytest.raises(InvalidInput) as info:
         plan(policy="newest")
     assert (info.value.field, info.value.message[:30]) == ("config.policy", "unknown stream policy 'newest'")
+
+
+async def unsmoothed(lifter: Lifter, frames: int) -> np.ndarray:  # type: ignore[type-arg]
+    """The joints a causal stream without smoothing answers for frames 0..frames-1."""
+    s = session(lifter, policy="all")
+    for t in range(frames):
+        s.push([frame(t)])
+    return np.stack([a.joints3d for a in await rest(s)])
+
+
+async def test_a_savgol_stream_answers_half_a_window_later_what_the_filter_gives(lifter: Lifter) -> None:
+    raw = await unsmoothed(lifter, 12)
+    s = session(lifter, policy="all", smoothing="savgol", smoothing_window=5)
+    assert s.plan.smoothing_latency_frames == 2
+    for t in range(6):
+        s.push([frame(t)])
+    early = await take(s, 4)  # frame 5's answer releases frame 3: each frame waits for 2 later answers
+    assert [a.frame_index for a in early] == [0, 1, 2, 3]
+    with pytest.raises(TimeoutError):  # frame 4 waits for frame 6
+        await asyncio.wait_for(take(s, 1), 0.2)
+    s.push([frame(6)])
+    assert [a.frame_index for a in await take(s, 1)] == [4]
+    for t in range(7, 12):
+        s.push([frame(t)])
+    answers = early + [a for a in await rest(s) if a.frame_index > 4]
+    assert [a.frame_index for a in answers] == [0, 1, 2, 3, *range(5, 12)]
+    want = savgol(raw, 5)
+    np.testing.assert_allclose(np.stack([a.joints3d for a in answers]), want[[0, 1, 2, 3, *range(5, 12)]], atol=1e-5)
+    assert all(a.latency.smoothing_ms >= 0 for a in answers)
+
+
+async def test_a_one_euro_stream_answers_every_frame_at_once(lifter: Lifter) -> None:
+    raw = await unsmoothed(lifter, 10)
+    s = session(lifter, smoothing="one-euro", fps=10.0)
+    assert s.plan.smoothing_latency_frames == 0
+    answers = []
+    for t in range(10):
+        s.push([frame(t)])
+        answers += await take(s, 1)  # frame t's own answer, before frame t + 1 is sent
+    assert [a.frame_index for a in answers] == list(range(10))
+    want = one_euro(raw, fps=10.0, cutoff=DEFAULT_CUTOFF_HZ, beta=DEFAULT_BETA)
+    np.testing.assert_allclose(np.stack([a.joints3d for a in answers]), want, atol=1e-5)
+    await s.close()
+
+
+@pytest.mark.parametrize("setting", [{"subject_height_m": 1.8}, {"root": "trajectory"}, {"min_track_frames": 2}])
+def test_a_stream_refuses_whole_sequence_settings_naming_the_field(setting: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        plan(**setting)
+    assert caught.value.field == "config." + next(iter(setting))
+    assert (
+        "metric scale (subject_height_m) and the root trajectory (root, focal_length_px; a stream takes rootrel) "
+        "are for whole sequences" in caught.value.message
+    )

@@ -111,7 +111,7 @@ class Track(_message.Message):
     def __init__(self, id: _Optional[str] = ..., keypoints: _Optional[_Union[Keypoints, _Mapping]] = ..., start: _Optional[int] = ...) -> None: ...
 
 class LiftRequest(_message.Message):
-    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap", "min_track_frames", "max_gap_frames", "person", "smoothing", "smoothing_window", "smoothing_cutoff", "smoothing_beta", "fps", "subject_height_m")
+    __slots__ = ("tracks", "format", "image_size", "normalization", "flip", "rootrel", "pixels", "overlap", "min_track_frames", "max_gap_frames", "person", "smoothing", "smoothing_window", "smoothing_cutoff", "smoothing_beta", "fps", "subject_height_m", "root", "focal_length_px")
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,8 @@ class LiftRequest(_message.Message):
     SMOOTHING_BETA_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_HEIGHT_M_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    FOCAL_LENGTH_PX_FIELD_NUMBER: _ClassVar[int]
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
     format: Format
     image_size: ImageSize
@@ -146,7 +148,9 @@ class LiftRequest(_message.Message):
     smoothing_beta: float
     fps: float
     subject_height_m: float
-    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ..., min_track_frames: _Optional[int] = ..., max_gap_frames: _Optional[int] = ..., person: _Optional[str] = ..., smoothing: _Optional[str] = ..., smoothing_window: _Optional[int] = ..., smoothing_cutoff: _Optional[float] = ..., smoothing_beta: _Optional[float] = ..., fps: _Optional[float] = ..., subject_height_m: _Optional[float] = ...) -> None: ...
+    root: str
+    focal_length_px: float
+    def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., overlap: _Optional[int] = ..., min_track_frames: _Optional[int] = ..., max_gap_frames: _Optional[int] = ..., person: _Optional[str] = ..., smoothing: _Optional[str] = ..., smoothing_window: _Optional[int] = ..., smoothing_cutoff: _Optional[float] = ..., smoothing_beta: _Optional[float] = ..., fps: _Optional[float] = ..., subject_height_m: _Optional[float] = ..., root: _Optional[str] = ..., focal_length_px: _Optional[float] = ...) -> None: ...
 
 class TrackResult(_message.Message):
     __slots__ = ("id", "joints3d", "joints3d_px", "start", "filled")
@@ -199,7 +203,7 @@ class LiftResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., tracks: _Optional[_Iterable[_Union[TrackResult, _Mapping]]] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("format", "image_size", "normalization", "window", "hop", "mode", "lookahead", "flip", "rootrel", "pixels", "track_expiry_s", "policy")
+    __slots__ = ("format", "image_size", "normalization", "window", "hop", "mode", "lookahead", "flip", "rootrel", "pixels", "track_expiry_s", "policy", "smoothing", "smoothing_window", "smoothing_cutoff", "smoothing_beta", "fps")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +216,11 @@ class StreamConfig(_message.Message):
     PIXELS_FIELD_NUMBER: _ClassVar[int]
     TRACK_EXPIRY_S_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_BETA_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
     format: Format
     image_size: ImageSize
     normalization: Normalization
@@ -224,7 +233,12 @@ class StreamConfig(_message.Message):
     pixels: bool
     track_expiry_s: float
     policy: StreamPolicy
-    def __init__(self, format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., track_expiry_s: _Optional[float] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ...) -> None: ...
+    smoothing: str
+    smoothing_window: int
+    smoothing_cutoff: float
+    smoothing_beta: float
+    fps: float
+    def __init__(self, format: _Optional[_Union[Format, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., flip: _Optional[bool] = ..., rootrel: _Optional[bool] = ..., pixels: _Optional[bool] = ..., track_expiry_s: _Optional[float] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ..., smoothing: _Optional[str] = ..., smoothing_window: _Optional[int] = ..., smoothing_cutoff: _Optional[float] = ..., smoothing_beta: _Optional[float] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class TrackFrame(_message.Message):
     __slots__ = ("track_id", "joints", "channels", "keypoints", "frame_index", "timestamp_s")
@@ -257,7 +271,7 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., frame: _Optional[_Union[StreamFrame, _Mapping]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("window", "hop", "mode", "lookahead", "track_expiry_s", "joint_names", "coordinates", "model", "policy")
+    __slots__ = ("window", "hop", "mode", "lookahead", "track_expiry_s", "joint_names", "coordinates", "model", "policy", "smoothing", "smoothing_latency_frames")
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     HOP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +281,8 @@ class StreamStarted(_message.Message):
     COORDINATES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_LATENCY_FRAMES_FIELD_NUMBER: _ClassVar[int]
     window: int
     hop: int
     mode: StreamMode
@@ -276,21 +292,25 @@ class StreamStarted(_message.Message):
     coordinates: Coordinates
     model: ModelRef
     policy: StreamPolicy
-    def __init__(self, window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., track_expiry_s: _Optional[float] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ...) -> None: ...
+    smoothing: str
+    smoothing_latency_frames: int
+    def __init__(self, window: _Optional[int] = ..., hop: _Optional[int] = ..., mode: _Optional[_Union[StreamMode, str]] = ..., lookahead: _Optional[int] = ..., track_expiry_s: _Optional[float] = ..., joint_names: _Optional[_Iterable[str]] = ..., coordinates: _Optional[_Union[Coordinates, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., policy: _Optional[_Union[StreamPolicy, str]] = ..., smoothing: _Optional[str] = ..., smoothing_latency_frames: _Optional[int] = ...) -> None: ...
 
 class StreamLatency(_message.Message):
-    __slots__ = ("total_ms", "lookahead_ms", "queue_ms", "inference_ms", "batch_size")
+    __slots__ = ("total_ms", "lookahead_ms", "queue_ms", "inference_ms", "batch_size", "smoothing_ms")
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     LOOKAHEAD_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_MS_FIELD_NUMBER: _ClassVar[int]
     total_ms: float
     lookahead_ms: float
     queue_ms: float
     inference_ms: float
     batch_size: int
-    def __init__(self, total_ms: _Optional[float] = ..., lookahead_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    smoothing_ms: float
+    def __init__(self, total_ms: _Optional[float] = ..., lookahead_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., smoothing_ms: _Optional[float] = ...) -> None: ...
 
 class FrameAnswer(_message.Message):
     __slots__ = ("track_id", "frame_index", "timestamp_s", "joints3d", "joints3d_px", "lookahead", "window_frames", "latency", "skipped", "skipped_total")
