@@ -26,6 +26,7 @@ COMMANDS: dict[str, Command] = {
     "lift": Command("service.client.command", "lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) over REST/gRPC"),
     "render": Command("service.client.render_command", "lift a keypoint file and draw 2D beside 3D into an MP4/GIF"),
     "bench": Command("service.bench.command", "benchmarks: model, load, stream, soak, overload, bigbody, ..."),
+    "plan": Command("service.bench.plan", "CPU cores, GPUs and gateways a workload needs, and what they cost"),
     "train": Command("service.training.train_command", "train a lifter on synthetic views of motion capture"),
     "evaluate": Command("service.training.evaluate_command", "held-out MPJPE / P-MPJPE / acceleration error"),
 }
