@@ -26,10 +26,12 @@ SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count"
 
 @dataclass(frozen=True)
 class Selector:
-    """A metric read by an expression: its name and the label names it matches on or groups by."""
+    """A metric read by an expression: its name, the label names it matches on or groups by, and the label values
+    it asks for by equality (``stage="total"``)."""
 
     name: str
     labels: frozenset[str]
+    values: frozenset[tuple[str, str]] = frozenset()
 
 
 def selectors(expr: str) -> list[Selector]:
@@ -49,8 +51,9 @@ def selectors(expr: str) -> list[Selector]:
             by = node.modifier is not None and node.modifier.type == promql.AggModifierType.By
             grouping.append(list(node.modifier.labels) if by else [])
         if isinstance(node, promql.VectorSelector) and node.name:
-            matched = {m.name for m in node.matchers.matchers if m.name != "__name__"}
-            found.append(Selector(node.name, frozenset(matched.union(*grouping))))
+            matchers = [m for m in node.matchers.matchers if m.name != "__name__"]
+            equal = frozenset((m.name, m.value) for m in matchers if m.op == promql.MatchOp.Equal)
+            found.append(Selector(node.name, frozenset({m.name for m in matchers}.union(*grouping)), equal))
 
     def leave(node: Any) -> None:
         if isinstance(node, promql.AggregateExpr):

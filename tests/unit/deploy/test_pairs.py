@@ -24,7 +24,7 @@ def table() -> dict[str, Any]:
 
 def default() -> dict[str, Any]:
     pairs = table()
-    found = [p for p in pairs["pair"] if p["release"] == pairs["default"]]
+    found: list[dict[str, Any]] = [p for p in pairs["pair"] if p["release"] == pairs["default"]]
     assert len(found) == 1, f"default {pairs['default']} is not one row of {TABLE}"
     return found[0]
 
@@ -97,7 +97,7 @@ def test_the_readme_table_is_the_pair_table() -> None:
         assert cells[4].split()[0] == pair["python"]
         assert ("unverified" in cells[1]) == ("triton_version" not in pair["verified"])
         assert ("unverified" in cells[4]) == ("python" not in pair["verified"])
-    assert "(default)" in [r for r in rows if r.startswith(f"| {table()['default']} ")][0]
+    assert "(default)" in next(r for r in rows if r.startswith(f"| {table()['default']} "))
 
 
 def export_tag() -> str:
