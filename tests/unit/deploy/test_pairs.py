@@ -5,13 +5,16 @@ Triton image runs: these must never drift apart."""
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
 import tomllib
 from typing import Any
 
 import pytest
 
 from tests.data import REPO
+from tests.tools import tool
 from tests.unit.deploy.manifests import KUBERNETES, container, named, render
 
 TABLE = REPO / "docker" / "triton-pytorch.toml"
@@ -98,6 +101,68 @@ def test_the_readme_table_is_the_pair_table() -> None:
         assert ("unverified" in cells[1]) == ("triton_version" not in pair["verified"])
         assert ("unverified" in cells[4]) == ("python" not in pair["verified"])
     assert "(default)" in next(r for r in rows if r.startswith(f"| {table()['default']} "))
+
+
+# What Python 3.11 added to the standard library that this code base could reach for (What's New in 3.11).
+NEWER = {
+    "tomllib": None,
+    "typing": {"Self", "Never", "LiteralString", "NotRequired", "Required", "assert_never", "reveal_type"},
+    "enum": {"StrEnum", "verify", "ReprEnum"},
+    "asyncio": {"TaskGroup", "timeout", "Runner"},
+    "datetime": {"UTC"},
+    "hashlib": {"file_digest"},
+    "contextlib": {"chdir"},
+}
+
+
+def test_the_export_path_runs_on_the_oldest_paired_python() -> None:
+    """The 24.10 PyTorch image has Python 3.10, below the package's 3.11 (the export target installs with
+    --ignore-requires-python): what `motionlift export` imports uses no newer syntax (ruff's version-aware parser)
+    and none of 3.11's new standard-library names. The image build runs one export, the proof on a real host."""
+    oldest = min(p["python"] for p in table()["pair"])
+    files = sorted(export_closure())
+    assert "service/model/export.py" in files and "service/config.py" in files
+    cmd = [
+        tool("ruff"),
+        "check",
+        "--no-cache",
+        "--isolated",
+        "--select",
+        "E9",
+        f"--target-version=py{oldest.replace('.', '')}",
+    ]
+    result = subprocess.run([*cmd, *files], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
+    for path in files:
+        for node in ast.walk(ast.parse((REPO / path).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                assert not {a.name for a in node.names} & {m for m, names in NEWER.items() if names is None}, path
+            elif isinstance(node, ast.ImportFrom):
+                assert not {a.name for a in node.names} & (NEWER.get(node.module or "") or set()), path
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert node.attr not in (NEWER.get(node.value.id) or set()), f"{path}: {node.value.id}.{node.attr}"
+
+
+def export_closure() -> set[str]:
+    """The files of the service modules `motionlift export` imports, following imports (in functions too)."""
+    seen: set[str] = set()
+    todo = ["service.cli", "service.model.command"]
+    while todo:
+        module = todo.pop()
+        path = REPO / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            path = REPO / module.replace(".", "/") / "__init__.py"
+        relative = path.relative_to(REPO).as_posix()
+        if relative in seen or not path.is_file():
+            continue
+        seen.add(relative)
+        todo += [module.rsplit(".", n)[0] for n in range(1, module.count(".") + 1)]  # the packages it is in
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("service"):
+                todo += [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("service")]
+    return seen
 
 
 def export_tag() -> str:
