@@ -150,7 +150,7 @@ def test_the_gateway_reaches_the_model_the_export_writes_through_the_headless_se
     # The init container writes <repository>/<model>/<version>/model.pt into the volume Triton serves.
     export, server = container(triton, "export"), container(triton, "triton")
     out = PurePosixPath(env(export)["MOTIONLIFT_EXPORT_OUT"])
-    repository = next(a.split("=", 1)[1] for a in server["command"] if a.startswith("--model-repository="))
+    repository = next(a.split("=", 1)[1] for a in server["args"] if a.startswith("--model-repository="))
     assert out.parent.parent.parent == PurePosixPath(repository) and out.parent.name.isdigit()
     assert out.parent.parent.name == gateway["MOTIONLIFT_TRITON_MODEL"]
     written, served = mount(export, repository), mount(server, repository)

@@ -83,6 +83,8 @@ def test_kubernetes_runs_the_default_pair() -> None:
     triton = named(render("base"), "Deployment", "triton")
     assert container(triton, "triton")["image"] == pair["triton_image"], where
     assert container(triton, "export")["image"] == f"motionlift-export:{export_tag()}"
+    # The same server flags as under compose (the repository path, strict readiness, the exit timeout).
+    assert container(triton, "triton")["args"] == yaml_file("docker/compose.yaml")["services"]["triton"]["command"]
 
 
 def test_the_readme_table_is_the_pair_table() -> None:
