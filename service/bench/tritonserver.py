@@ -31,14 +31,17 @@ class LocalTriton:
     """``tritonserver`` on free ports of 127.0.0.1 serving ``repository``; ``start``/``stop`` may repeat and keep
     the ports, so clients can reconnect to the same address after a restart.
 
-    ``threads`` sets the python model's torch threads (``MOTIONLIFT_TRITON_THREADS``). ``start`` raises
-    ``RuntimeError`` with the log tail when the server exits or is not ready within ``timeout_s``;
-    ``ModuleNotFoundError`` when nvidia-pytriton is not installed.
+    ``threads`` sets the python model's torch threads (``MOTIONLIFT_TRITON_THREADS``). ``strict`` (the default):
+    the server exits when a model fails to load and is ready only with every model ready; ``strict=False`` keeps
+    a server whose model failed to load up and ready (as a production server with that model broken), so the
+    gateway's side of a failed load can be seen. ``start`` raises ``RuntimeError`` with the log tail when the server
+    exits or is not ready within ``timeout_s``; ``ModuleNotFoundError`` when nvidia-pytriton is not installed.
     """
 
-    def __init__(self, repository: Path, *, threads: int = 1) -> None:
+    def __init__(self, repository: Path, *, threads: int = 1, strict: bool = True) -> None:
         self.repository = repository
         self.threads = threads
+        self.strict = strict
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"
@@ -77,8 +80,8 @@ class LocalTriton:
             f"--grpc-port={self.grpc_port}",
             "--metrics-address=127.0.0.1",
             f"--metrics-port={self.metrics_port}",
-            "--strict-readiness=true",
-            "--exit-on-error=true",
+            f"--strict-readiness={str(self.strict).lower()}",
+            f"--exit-on-error={str(self.strict).lower()}",
             "--allow-gpu-metrics=false",
             "--exit-timeout-secs=5",
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",

@@ -4,24 +4,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.data import REPO
-
-BIN = Path(sys.executable).parent
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is installed by the `triton-test` extra (.ci/setup --dev)")
-    return found
+from tests.tools import tool
 
 
 def compose_binary() -> str:
@@ -44,17 +34,31 @@ def compose(*args: str) -> Any:
 
 def test_compose_brings_up_triton_on_the_gpu_and_the_gateway() -> None:
     services = compose()
-    assert set(services) == {"triton", "gateway"}  # the CPU profile stays out of a plain `up`
+    assert set(services) == {"export", "triton", "gateway"}  # the CPU profile stays out of a plain `up`
     triton, gateway = services["triton"], services["gateway"]
     assert triton["image"].startswith("nvcr.io/nvidia/tritonserver:")
     assert triton["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
-    assert any(v["target"] == "/models" and v["read_only"] for v in triton["volumes"])
     assert gateway["build"]["target"] == "gateway" and gateway["environment"]["MOTIONLIFT_BACKEND"] == "triton"
     assert {p["target"] for p in gateway["ports"]} == {8000, 50051}
     assert gateway["depends_on"]["triton"]["condition"] == "service_healthy"
-    for service in services.values():
+    for service in (triton, gateway):
         assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"]
     assert_locked_down(gateway)
+
+
+def test_compose_exports_the_model_with_the_paired_pytorch_before_triton_starts() -> None:
+    """The one-shot `export` writes the volume Triton serves read-only, and Triton starts only once it exited 0.
+    (Which PyTorch image: tests/unit/deploy/test_pairs.py.)"""
+    services = compose()
+    export, triton = services["export"], services["triton"]
+    assert export["build"]["target"] == "export" and export["restart"] == "no"
+    assert triton["depends_on"]["export"]["condition"] == "service_completed_successfully"
+    written = [
+        (v["type"], v["source"], v.get("read_only", False)) for v in export["volumes"] if v["target"] == "/models"
+    ]
+    served = [(v["type"], v["source"], v["read_only"]) for v in triton["volumes"] if v["target"] == "/models"]
+    assert written == [("volume", "models", False)] and served == [("volume", "models", True)]
+    assert export["cap_drop"] == ["ALL"] and "deploy" not in export  # scripting needs no GPU
 
 
 def assert_locked_down(gateway: dict[str, Any]) -> None:

@@ -11,6 +11,9 @@
   ``MAX_BACKOFF_MS`` (gRPC's default cap is 120 s, gRPC doc "connection-backoff"), so a restarted Triton is
   used again within about a second of being ready, with no restart of the gateway.
 * **Several URLs used together**: each batch goes to the ready server with the fewest calls in flight.
+* **A model that failed to load is said so**: when a server answers that the model is not ready, its repository
+  index says why (``status.load_failure``: Triton's reason, e.g. a TorchScript file from a newer PyTorch than the
+  image's libtorch); that is logged as an error once per server and reason, and ``start`` gives up with it.
 * **Errors** map by gRPC status code onto our table (``triton_status.py``).
 * **Latency**: the core's ``inference`` stage of a request is the Triton round trip of its batches (the
   batcher times ``infer``); Triton's own queue/compute split comes from its statistics (``server_stats``),
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from service.backends.triton.status import ENDPOINT_ERRORS, ServerStats, status_code, to_lift_error
+from service.backends.triton.status import ENDPOINT_ERRORS, ServerStats, load_failure, status_code, to_lift_error
 from service.core.backend import Array, ModelInfo
 from service.errors import BackendError, Unavailable
 
@@ -43,6 +46,7 @@ class _Endpoint:
     client: Any
     ready: bool = False
     inflight: int = 0
+    failure: str | None = None  # why the server cannot serve the model (its repository index), when it says
 
 
 class TritonBackend:
@@ -120,9 +124,10 @@ class TritonBackend:
                 if any(e.ready for e in self._endpoints):
                     break
                 if time.monotonic() > deadline:
+                    why = "".join(f"; {e.url}: {e.failure}" for e in self._endpoints if e.failure)
                     raise Unavailable(
                         f"no Triton server at {', '.join(self.urls)} has model {self.model!r} ready "
-                        f"after {self.start_wait_s:g} s"
+                        f"after {self.start_wait_s:g} s{why}"
                     )
                 await asyncio.sleep(self.poll_s)
             await self._describe(next(e for e in self._endpoints if e.ready))
@@ -157,17 +162,36 @@ class TritonBackend:
         self._instances = max(1, sum(g.count or 1 for g in config.instance_group))
         device = "triton/gpu" if 1 in kinds else "triton/cpu"  # ModelInstanceGroup.Kind: KIND_GPU = 1
         self._info = ModelInfo.from_meta(meta, device=device)
+        # `motionlift export` records its torch (model.export.model_meta): the one to pair with Triton's libtorch.
+        log.info("Triton model %r at %s was exported with torch %s", self.model, endpoint.url, meta.get("torch", "?"))
 
     async def _check(self, endpoint: _Endpoint) -> None:
+        answered = True
         try:
             ready = bool(
                 await endpoint.client.is_model_ready(self.model, self.version, client_timeout=self.check_timeout_s)
             )
         except Exception:  # refused, reset, timed out: all mean "cannot serve now"
-            ready = False
+            ready = answered = False
         if ready != endpoint.ready:
             log.warning("Triton at %s: model %r %s", endpoint.url, self.model, "ready" if ready else "NOT ready")
         endpoint.ready = ready
+        if ready or not answered:  # a server that comes back is asked again, and its failure logged again
+            endpoint.failure = None
+        else:
+            await self._explain(endpoint)
+
+    async def _explain(self, endpoint: _Endpoint) -> None:
+        """A server answered that the model is not ready: read why from its repository index, and log it as an
+        error when the reason is new (a model that failed to load stays failed until the repository changes)."""
+        try:
+            index = await endpoint.client.get_model_repository_index(client_timeout=self.check_timeout_s)
+        except Exception:  # best effort: readiness is what decides, the reason only explains
+            return
+        failure = load_failure(index, self.model, self.version)
+        if failure is not None and failure != endpoint.failure:
+            log.error("Triton at %s cannot serve model %r: %s", endpoint.url, self.model, failure)
+        endpoint.failure = failure
 
     async def _watch(self) -> None:
         next_stats = 0.0

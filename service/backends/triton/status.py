@@ -30,12 +30,39 @@ _BY_CODE: dict[str, type[LiftError]] = {
 # Errors after which the endpoint's readiness is re-checked at once (and another endpoint may be tried).
 ENDPOINT_ERRORS = frozenset({"UNAVAILABLE", "NOT_FOUND", "CANCELLED"})
 
+# The usual cause of a TorchScript model that Triton cannot load: the file was written by a newer PyTorch than the
+# libtorch inside the Triton image. docker/triton-pytorch.toml pairs each Triton release with its PyTorch image.
+LIBTORCH_HINT = (
+    "if the model was exported by another PyTorch than this Triton release's libtorch, export it with the "
+    'paired PyTorch image (docker/triton-pytorch.toml, README "Triton")'
+)
+
 
 def status_code(exc: Exception) -> str:
     """The gRPC status name of a tritonclient error (``"UNAVAILABLE"``); ``"UNKNOWN"`` when it has none."""
     status = getattr(exc, "status", None)
     raw = status() if callable(status) else None
     return str(raw).rsplit(".", 1)[-1] if raw else "UNKNOWN"
+
+
+def load_failure(index: Any, model: str, version: str = "") -> str | None:
+    """Why a server cannot serve ``model`` (``version`` "" = any), read from its repository index
+    (``RepositoryIndexResponse``, entries with name, version, state, reason): a version that failed to load (state
+    UNAVAILABLE with Triton's reason, followed by ``LIBTORCH_HINT``), or a repository without the model. None when
+    nothing failed: the model is loading, unloading, ready, or was unloaded on purpose."""
+    named = [m for m in index.models if m.name == model]
+    entries = [m for m in named if not version or m.version == version]
+    if not entries and named:
+        return f"its model repository has no version {version} of model {model!r}"
+    if not entries:
+        names = sorted({m.name for m in index.models})
+        return f"its model repository has no model {model!r}" + (f" (it has {', '.join(names)})" if names else "")
+    # Triton says "unloaded" of a version unloaded on purpose (explicit model control): not a failure.
+    failed = [m for m in entries if m.state == "UNAVAILABLE" and m.reason and m.reason != "unloaded"]
+    if not failed:
+        return None
+    reasons = "; ".join(f"version {m.version or '?'} failed to load: {m.reason}" for m in failed)
+    return f"{reasons} ({LIBTORCH_HINT})"
 
 
 def to_lift_error(exc: Exception, url: str) -> LiftError:

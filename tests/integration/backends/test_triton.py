@@ -128,6 +128,17 @@ async def test_several_urls_errors_by_status_code(triton: TritonSetup) -> None:
         await missing.start()
 
 
+def test_triton_exports_the_metrics_the_autoscalers_read(triton: TritonSetup) -> None:
+    """deploy/kubernetes scales Triton on its own metrics (tests/promql.py: TRITON); the per-model ones are here
+    on a real server, labelled by model. nv_gpu_utilization appears only with a GPU."""
+    from tests.promql import TRITON
+
+    text = httpx.get(f"http://127.0.0.1:{triton.server.metrics_port}/metrics", timeout=10).text  # type: ignore[attr-defined]
+    names = {line.split("{", 1)[0].split(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")}
+    assert TRITON - names == {"nv_gpu_utilization"}
+    assert 'nv_inference_queue_duration_us{model="dstformer",version="1"}' in text
+
+
 def test_service_over_triton_answers_as_in_process(gateway: tuple[str, str], rest_url: str) -> None:
     body = EXAMPLE.read_bytes()
     headers = {"content-type": "application/json"}

@@ -1,4 +1,5 @@
-"""Triton errors map onto our error table by gRPC status code alone; statistics add up; the repository layout."""
+"""Triton errors map onto our error table by gRPC status code alone; a failed load is explained from the repository
+index; statistics add up; the repository layout."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.backends.triton.status import ServerStats, status_code, to_lift_error
+from service.backends.triton.status import LIBTORCH_HINT, ServerStats, load_failure, status_code, to_lift_error
 from service.errors import BackendError, DeadlineExceeded, Overloaded, Unavailable
 from service.model.repository import production_config, repository_model_dir
 
@@ -38,6 +39,35 @@ def test_errors_map_by_status_code(status: str | None, kind: type, http: int) ->
     error = to_lift_error(FakeTritonError(status, "Exceeds maximum queue size / unavailable / not found"), "h:1")
     assert type(error) is kind and error.http_status == http
     assert "h:1" in error.message and status_code(FakeTritonError(status)) in error.message
+
+
+def index(*models: tuple[str, str, str, str]) -> object:
+    """A ``RepositoryIndexResponse`` (tritonclient's message) of (name, version, state, reason) entries."""
+    from tritonclient.grpc import service_pb2
+
+    response = service_pb2.RepositoryIndexResponse()
+    for name, version, state, reason in models:
+        response.models.add(name=name, version=version, state=state, reason=reason)
+    return response
+
+
+def test_a_failed_load_is_explained_from_the_repository_index() -> None:
+    pytest.importorskip("tritonclient.grpc", reason="needs the `gateway` extra")
+    failed = index(("dstformer", "1", "UNAVAILABLE", "PytorchStreamReader failed"), ("other", "1", "READY", ""))
+    assert (
+        load_failure(failed, "dstformer") == f"version 1 failed to load: PytorchStreamReader failed ({LIBTORCH_HINT})"
+    )
+    assert load_failure(failed, "dstformer", "2") == "its model repository has no version 2 of model 'dstformer'"
+    assert load_failure(failed, "x") == "its model repository has no model 'x' (it has dstformer, other)"
+    assert load_failure(index(), "x") == "its model repository has no model 'x'"
+    # Loading, ready, or unloaded on purpose (no reason): nothing failed, nothing to say.
+    for state, reason in (("LOADING", ""), ("READY", ""), ("UNAVAILABLE", ""), ("UNAVAILABLE", "unloaded")):
+        assert load_failure(index(("dstformer", "1", state, reason)), "dstformer") is None
+    two = index(("m", "1", "UNAVAILABLE", "bad 1"), ("m", "2", "READY", ""), ("m", "3", "UNAVAILABLE", "bad 3"))
+    assert load_failure(two, "m", "2") is None
+    assert (
+        load_failure(two, "m") == f"version 1 failed to load: bad 1; version 3 failed to load: bad 3 ({LIBTORCH_HINT})"
+    )
 
 
 def test_stats_add_and_subtract() -> None:
