@@ -25,8 +25,8 @@ TensorRT (``optimization.execution_accelerators``; keys from triton-inference-se
 "ONNX Runtime with TensorRT optimization"): ``precision_mode`` FP16, an engine cache, and one explicit optimisation
 profile covering every shape the gateway sends (1..max_batch_size windows of 1..window frames), so TensorRT builds
 one engine at warm-up instead of rebuilding whenever a new shape exceeds the range seen so far. The
-``trt_profile_*`` keys exist in the backend since Triton 24.04/24.05 (onnxruntime_backend PR 237; 24.03 rejected
-them): with an older Triton the model fails to load with "unknown parameter".
+``trt_profile_*`` keys came to the backend after Triton 24.03 (onnxruntime_backend PR 237; 24.03 rejects them): with
+an older Triton the model fails to load with "unknown parameter".
 """
 
 from __future__ import annotations
