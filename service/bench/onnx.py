@@ -37,6 +37,8 @@ def compare(model: Path, *, window: int, batch: int, threads: int, seconds: floa
     import torch
 
     from service.model.export import load_torchscript
+    from service.model.onnx import export_onnx
+    from service.model.repository import INPUT
 
     torch.set_num_threads(threads)
     module, _ = load_torchscript(model)
@@ -46,13 +48,11 @@ def compare(model: Path, *, window: int, batch: int, threads: int, seconds: floa
         scripted = _timed(lambda: module(x), seconds)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        axes = {"x": {0: "batch", 1: "frames"}, "y": {0: "batch", 1: "frames"}}
-        torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y"], dynamic_axes=axes,
-                          opset_version=17, dynamo=False)  # fmt: skip
+        export_onnx(module, path, frames=window)  # the model package's export (opset 17, dynamic axes)
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
+    feed = {INPUT: x.numpy()}
     got = session.run(None, feed)[0]
     onnx_s = _timed(lambda: session.run(None, feed), seconds)
     return [batch, threads, 1000 * scripted, 1000 * onnx_s, scripted / onnx_s, float(np.abs(got - expected).max())]
@@ -75,7 +75,7 @@ def _command(args: Any) -> int:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        print("motionlift bench onnx: needs onnx and onnxruntime (pip install onnx onnxruntime)")
+        print("motionlift bench onnx: needs onnx and onnxruntime (pip install 'motionlift[onnx]')")
         return 2
     rows = [
         compare(args.model, window=args.window, batch=int(b), threads=int(t), seconds=args.seconds)

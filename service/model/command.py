@@ -1,6 +1,7 @@
 """``motionlift export``: build a DSTformer (a named config or a JSON file; official, MMPose or trained weights,
-or seeded random ones), script it and write it as TorchScript with its metadata, and ``config.pbtxt`` beside it
-when the output is in a Triton repository layout."""
+or seeded random ones) and write it as TorchScript (scripted) or ONNX (``--format onnx``) with its metadata, and
+``config.pbtxt`` beside it when the output is in a Triton repository layout (``pytorch_libtorch`` for TorchScript,
+``onnxruntime_onnx`` with TensorRT fp16 for ONNX)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from service.config import DEFAULT_MODEL
 from service.model.precision import PRECISIONS
 
 log = logging.getLogger("service")
+
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
+# A model of its own on Triton beside the TorchScript one: the gateway picks it with --triton-model dstformer_onnx.
+DEFAULT_ONNX_MODEL = Path("model_repository/dstformer_onnx/1/model.onnx")
 
 
 def add_arguments(export: argparse.ArgumentParser) -> None:
@@ -32,19 +38,54 @@ def add_arguments(export: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="dtype of the stored weights and of the computation (input and output stay float32)",
+        help="dtype of the stored weights and of the computation (input and output stay float32); "
+        "ONNX is fp32 only (its Triton config runs it with TensorRT in fp16)",
     )
-    export.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write model.pt")
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="torchscript",
+        help="torchscript (Triton's pytorch_libtorch, or serve in-process) or onnx (Triton's onnxruntime backend "
+        "with TensorRT fp16; needs the `onnx` extra)",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"model file to write (default: {DEFAULT_MODEL}, or {DEFAULT_ONNX_MODEL} with --format onnx)",
+    )
+
+
+def _check_format(args: argparse.Namespace, out: Path) -> str | None:
+    """The reason ``--format`` does not go with the other options or the installed packages, if it does not."""
+    if args.format == "onnx" and args.precision != "fp32":
+        return (
+            f"--precision {args.precision} needs --format torchscript: an ONNX model is stored in fp32 (TensorRT "
+            "runs it in fp16 by its Triton config)"
+        )
+    wrong = next((f for f, s in SUFFIXES.items() if f != args.format and out.suffix == s), None)
+    if wrong is not None:
+        return f"--out {out}: {out.suffix} is the {wrong} suffix, but --format is {args.format}"
+    if args.format == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            return "--format onnx needs the onnx package: pip install 'motionlift[onnx]'"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     from service.model.checkpoint import build_model
     from service.model.configs import resolve_config
-    from service.model.export import export_torchscript, model_meta
-    from service.model.precision import torch_dtype
+    from service.model.export import model_meta
     from service.model.trained import resolve_export_config
 
+    out: Path = args.out or (DEFAULT_ONNX_MODEL if args.format == "onnx" else DEFAULT_MODEL)
+    problem = _check_format(args, out)
+    if problem is not None:
+        print(f"motionlift export: {problem}", file=sys.stderr)
+        return 2
     try:
         # A trained model's description (e.g. service/model/weights/default.json) also gives its window.
         trained_spec = resolve_export_config(args.config)
@@ -64,10 +105,23 @@ def run(args: argparse.Namespace) -> int:
         name, hparams, model, window=window, trained=trained, weights=weights, card=args.card
     )
     meta["precision"] = args.precision
-    model.to(torch_dtype(args.precision))  # the forward still takes and returns float32
-    export_torchscript(model, args.out, meta)
-    log.info("wrote %s: %s, %d parameters, window %d, %s, weights: %s",
-             args.out, name, meta["params"], window, args.precision, weights)  # fmt: skip
+    _write(model, meta, args.format, out)
+    log.info("wrote %s (%s): %s, %d parameters, window %d, %s, weights: %s",
+             out, args.format, name, meta["params"], window, args.precision, weights)  # fmt: skip
     if not trained:
         log.warning("these are RANDOM weights: the model runs, but its 3D output is not a real pose")
     return 0
+
+
+def _write(model: Any, meta: dict[str, Any], model_format: str, out: Path) -> None:
+    from service.model.export import export_torchscript
+    from service.model.precision import torch_dtype
+
+    if model_format == "onnx":
+        from service.model.onnx import export_onnx
+
+        meta["format"] = "onnx"
+        export_onnx(model, out, meta, frames=meta["window"])
+        return
+    model.to(torch_dtype(meta["precision"]))  # the forward still takes and returns float32
+    export_torchscript(model, out, meta)

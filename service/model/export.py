@@ -8,7 +8,6 @@ weights.
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from service.model.checkpoint import count_parameters
 from service.model.dstformer import DSTformer
+from service.model.files import write_atomically
 from service.model.repository import write_production_config
 
 META_FILE = "motionlift.json"
@@ -80,17 +80,12 @@ def export_torchscript(model: DSTformer, out: Path, meta: dict[str, Any]) -> Non
     meta_json = json.dumps(meta, sort_keys=True)
     scripted = script(model)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+
+    def save(tmp: str) -> None:
         with _torchscript_deprecation_silenced():
             torch.jit.save(scripted, tmp, _extra_files={META_FILE: meta_json})
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be readable by the serving user
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(out, save)
     # In a Triton repository layout (<repo>/<model>/<version>/model.pt) the model's config.pbtxt goes with it.
     write_production_config(out, meta)
 

@@ -5,8 +5,9 @@ twin for tests and benchmarks.
   classes): the tensors the backend sends and the model's metadata, so the gateway needs no torch.
 * ``write_cpu_repository`` derives from a production config a repository that any Triton build serves on a CPU
   (the python backend, e.g. the server bundled in the ``nvidia-pytriton`` wheel): the same name, tensors, dims,
-  batching and metadata; only the backend, the instance kind and the backend-specific parameters change. Its
-  ``model.py`` (``service/backends/triton/python_model.py``) ``torch.jit.load``s the same ``model.pt``.
+  batching and metadata; only the backend, the instance kind and the backend-specific parameters and accelerators
+  change. Its ``model.py`` (``service/backends/triton/python_model.py``) runs the same ``model.pt`` with torch, or
+  the same ``model.onnx`` with ONNX Runtime on CPU (the production ONNX config's TensorRT exists only on a GPU).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.model.repository import CHANNELS, JOINTS, META_PARAM
+from service.model.repository import CHANNELS, JOINTS, META_PARAM, PLATFORMS
 
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
 
@@ -75,7 +76,8 @@ def config_meta(config: Any) -> dict[str, Any]:
 
 def cpu_config(production: Any, *, instances: int = 1) -> Any:
     """A copy of a parsed production config for the python backend on CPU: same tensors, batching, warm-up and
-    metadata; ``backend: "python"``, ``instance_group`` KIND_CPU, and no libtorch-only parameters."""
+    metadata; ``backend: "python"``, ``instance_group`` KIND_CPU, no libtorch-only parameters and no GPU
+    accelerators (``optimization``)."""
     from tritonclient.grpc import model_config_pb2
 
     config = model_config_pb2.ModelConfig()
@@ -86,15 +88,16 @@ def cpu_config(production: Any, *, instances: int = 1) -> Any:
     config.instance_group.add(count=instances, kind=model_config_pb2.ModelInstanceGroup.KIND_CPU)
     if "INFERENCE_MODE" in config.parameters:  # a pytorch_libtorch option; the python model uses inference_mode
         del config.parameters["INFERENCE_MODE"]
+    config.ClearField("optimization")  # TensorRT is the onnxruntime backend's, on a GPU
     return config
 
 
 def write_cpu_repository(source_model_dir: Path, dest_repo: Path, *, instances: int = 1) -> Path:
     """Make ``dest_repo/<model>/`` a python-backend twin of ``source_model_dir`` (a production model folder).
 
-    Every version folder's ``model.pt`` is linked (copied where links fail) and gets the generated ``model.py``.
-    Returns the new model folder. Raises ``FileNotFoundError`` if the source has no ``config.pbtxt``, and
-    ``ValueError`` if that config is not a MotionLift one.
+    Every version folder's model file (``model.pt`` or ``model.onnx``) is linked (copied where links fail) and gets
+    the generated ``model.py``. Returns the new model folder. Raises ``FileNotFoundError`` if the source has no
+    ``config.pbtxt`` or a version folder no model file, and ``ValueError`` if that config is not a MotionLift one.
     """
     from google.protobuf import text_format
 
@@ -105,13 +108,16 @@ def write_cpu_repository(source_model_dir: Path, dest_repo: Path, *, instances: 
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.pbtxt").write_text(text_format.MessageToString(cpu_config(production, instances=instances)))
     for version in sorted(p for p in source_model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
+        source = next((version / f for f in PLATFORMS if (version / f).is_file()), None)
+        if source is None:
+            raise FileNotFoundError(f"{version} has none of {', '.join(PLATFORMS)}")
         target = dest / version.name
         target.mkdir(exist_ok=True)
-        model = target / "model.pt"
+        model = target / source.name
         model.unlink(missing_ok=True)
         try:
-            model.symlink_to((version / "model.pt").resolve())
+            model.symlink_to(source.resolve())
         except OSError:
-            shutil.copyfile(version / "model.pt", model)
+            shutil.copyfile(source, model)
         shutil.copyfile(PYTHON_MODEL, target / "model.py")
     return dest

@@ -1,4 +1,4 @@
-"""bench onnx without ONNX Runtime installed (it is not a dependency) says what to install."""
+"""bench onnx without ONNX Runtime installed (an optional extra) says what to install."""
 
 from __future__ import annotations
 
@@ -14,5 +14,5 @@ def test_without_onnxruntime_it_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if it were not installed
     assert main(["bench", "onnx"]) == 2
-    said = "motionlift bench onnx: needs onnx and onnxruntime (pip install onnx onnxruntime)\n"
+    said = "motionlift bench onnx: needs onnx and onnxruntime (pip install 'motionlift[onnx]')\n"
     assert capsys.readouterr().out == said
