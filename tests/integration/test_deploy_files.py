@@ -113,3 +113,16 @@ def test_the_committed_model_config_is_what_setup_exports(tmp_path: Path) -> Non
     assert main([*args, "--card", "service/model/weights/CARD.md", "--out", str(out)]) == 0
     committed = (REPO / "model_repository" / "dstformer" / "config.pbtxt").read_text()
     assert (tmp_path / "dstformer" / "config.pbtxt").read_text() == committed
+
+
+def test_the_onnx_override_exports_onnx_and_the_gateway_asks_for_it() -> None:
+    """docker/compose.onnx.yaml: the export writes dstformer_onnx/1/model.onnx with --format onnx, the gateway asks
+    Triton for dstformer_onnx, TensorRT's engines persist in a volume."""
+    services = compose("-f", str(REPO / "docker" / "compose.onnx.yaml"))
+    export, triton, gateway = services["export"], services["triton"], services["gateway"]
+    assert export["environment"]["MOTIONLIFT_EXPORT_ARGS"].startswith("--format onnx ")
+    out = Path(export["environment"]["MOTIONLIFT_EXPORT_OUT"])
+    assert (out.name, out.parent.parent.name) == ("model.onnx", gateway["environment"]["MOTIONLIFT_TRITON_MODEL"])
+    assert gateway["environment"]["MOTIONLIFT_TRITON_MODEL"] == "dstformer_onnx"
+    engines = [v for v in triton["volumes"] if v["target"] == "/tmp/motionlift-tensorrt"]
+    assert [(v["type"], v["source"]) for v in engines] == [("volume", "tensorrt-engines")]

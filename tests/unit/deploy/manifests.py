@@ -13,7 +13,7 @@ from tests.data import REPO
 from tests.tools import tool
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
-DIRECTORIES = ("base", "overlays/tls", "overlays/keda")
+DIRECTORIES = ("base", "overlays/tls", "overlays/keda", "overlays/onnx-tensorrt")
 Object = dict[str, Any]
 
 
