@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="intra-op threads per model instance; 0 = usable CPUs - 1")
     instances: int = Field(1, ge=1, le=64, description="model processes, each running one batch at a time")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    # json: one object per line with request and trace ids (service/telemetry/logs.py; README "Tracing and logs").
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines: text, or json (one object per line, with request and trace ids)"
+    )
 
     # Where the model runs: in this process (TorchScript file `model`) or on Triton servers (docs: README "Triton").
     backend: Literal["torchscript", "triton"] = Field(
@@ -112,3 +116,45 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+
+EXPORTERS = ("otlp", "console")
+
+
+class Tracing(BaseSettings):
+    """The standard OpenTelemetry variables that decide whether and where this service sends spans (README "Tracing
+    and logs"), read once at startup. Tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter or an OTLP
+    endpoint is set, and always off with ``OTEL_SDK_DISABLED=true``. The SDK reads the rest of the ``OTEL_*``
+    variables itself, when the provider is made at startup (sampler, OTLP headers and timeouts, batch sizes,
+    resource attributes)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", extra="ignore")
+
+    sdk_disabled: bool = False
+    traces_exporter: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    exporter_otlp_endpoint: str = ""
+    exporter_otlp_traces_endpoint: str = ""
+    exporter_otlp_protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    exporter_otlp_traces_protocol: Literal["grpc", "http/protobuf", ""] = ""
+    service_name: str = "motionlift"
+
+    @field_validator("traces_exporter", mode="before")
+    @classmethod
+    def _split_exporters(cls, value: Any) -> Any:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
+        unknown = [n for n in names if n not in (*EXPORTERS, "none")]
+        if unknown:
+            raise ValueError(f"unknown exporter {unknown[0]!r}: this service has {', '.join(EXPORTERS)} and none")
+        return names
+
+    def exporters(self) -> list[str]:
+        """The exporters to use, in order; empty: tracing is off."""
+        if self.sdk_disabled:
+            return []
+        if self.traces_exporter:
+            return [n for n in dict.fromkeys(self.traces_exporter) if n != "none"]
+        return ["otlp"] if self.exporter_otlp_endpoint or self.exporter_otlp_traces_endpoint else []
+
+    def protocol(self) -> str:
+        """The OTLP transport: ``grpc`` (the Python SDK's default) or ``http/protobuf``."""
+        return self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -11,8 +12,8 @@ from service.core.backend import Array, ModelInfo
 
 
 class FakeBackend:
-    """Returns ``x * 2`` of the input; records batch shapes; can be made to fail, or held: with ``gate`` (an
-    asyncio.Event, same loop) or ``hold`` (a threading.Event, for servers running in another thread)."""
+    """Returns ``x * 2`` of the input; records batch shapes and trace headers; can be made to fail, or held: with
+    ``gate`` (an asyncio.Event, same loop) or ``hold`` (a threading.Event, for servers running in another thread)."""
 
     def __init__(self, *, window: int = 27, fail: BaseException | None = None) -> None:
         self.window = window
@@ -21,6 +22,7 @@ class FakeBackend:
         self.hold: threading.Event | None = None
         self.running = threading.Event()
         self.batches: list[tuple[int, ...]] = []
+        self.headers: list[Mapping[str, str] | None] = []  # the trace context each batch was given
         self.started = asyncio.Event()
         self._ready = False
 
@@ -48,8 +50,9 @@ class FakeBackend:
     async def start(self) -> None:
         self._ready = True
 
-    async def infer(self, batch: Array) -> Array:
+    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
         self.batches.append(batch.shape)
+        self.headers.append(headers)
         self.started.set()
         self.running.set()
         if self.gate is not None:

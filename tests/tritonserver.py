@@ -6,7 +6,7 @@ server bundled in the ``nvidia-pytriton`` wheel serving that twin on free ports 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +42,15 @@ def export_production(root: Path) -> Path:
 
 
 @contextmanager
-def triton_session(tmp: Path) -> Iterator[TritonSetup]:
-    """Start Triton once (about 5 s) on the CPU twin of a fresh production export; stopped and cleaned at exit."""
+def triton_session(tmp: Path, flags: Sequence[str] = ()) -> Iterator[TritonSetup]:
+    """Start Triton once (about 5 s) on the CPU twin of a fresh production export, with ``flags`` added to its
+    command line; stopped and cleaned at exit."""
     from service.backends.triton.repo import write_cpu_repository
     from service.bench.tritonserver import LocalTriton
 
     model_file = export_production(tmp / "production")
     write_cpu_repository(model_file.parent.parent, tmp / "cpu")
-    server = LocalTriton(tmp / "cpu", threads=1)
+    server = LocalTriton(tmp / "cpu", threads=1, flags=flags)
     try:
         server.start()
         yield TritonSetup(model_file.parent.parent, model_file, server)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import ssl
 import sys
 import types
@@ -14,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from service.config import Settings
+from pydantic import ValidationError
+
+from service.config import Settings, Tracing
+from service.core import trace
+from service.telemetry import logs
 
 ON = ("on", "true", "yes", "1")
 OFF = ("off", "false", "no", "0")
@@ -73,15 +76,39 @@ def run(args: argparse.Namespace) -> int:
     keep_freed_memory()  # before any thread starts (service/backends/torchscript/heap.py says why)
     wait_passively()  # before torch is imported (service/backends/torchscript/threads.py says why)
     settings = settings_from_args(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        tracer = make_tracer(Tracing())
+    except ValidationError as exc:
+        problems = "; ".join(f"OTEL_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"motionlift serve: {problems}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"motionlift serve: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format, tracer.ids)
     problem = exposure(settings) or _preflight(settings)
     if problem:
         print(f"motionlift serve: {problem}", file=sys.stderr)
         return 2
     from service.api.server import run as serve
 
-    serve(settings)
+    serve(settings, tracer)
     return 0
+
+
+def make_tracer(tracing: Tracing) -> trace.Tracer:
+    """The tracer the ``OTEL_*`` variables ask for (``Tracing``): ``OFF`` unless they name an exporter. Raises
+    ``ImportError`` (with the install command) when they do and OpenTelemetry is not installed."""
+    if not tracing.exporters():
+        return trace.OFF
+    try:
+        from service.telemetry.provider import make_tracer as otel
+    except ImportError as exc:
+        raise ImportError(
+            f"tracing is configured (OTEL_* variables) but OpenTelemetry is not installed ({exc.name} missing): "
+            "pip install 'motionlift[tracing]', or unset OTEL_TRACES_EXPORTER and the OTLP endpoint"
+        ) from exc
+    return otel(tracing)
 
 
 def exposure(settings: Settings) -> str | None:

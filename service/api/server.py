@@ -22,6 +22,7 @@ from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from service.core.backend import Backend
 from service.core.lifter import Lifter
+from service.core.trace import OFF, Tracer
 from service.errors import LiftError
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,13 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
-def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
+def build_app(settings: Settings, lifter: Lifter | None = None, *, tracer: Tracer = OFF) -> FastAPI:
     """The whole service for ``settings``: REST, and gRPC on ``settings.grpc_port`` (``app.state.grpc``, an
     ``RpcServer`` whose ``port`` is the bound one once started). Nothing starts until the app's lifespan
-    runs. ``lifter`` replaces the TorchScript one (tests pass one over a fake backend)."""
+    runs. ``lifter`` replaces the TorchScript one (tests pass one over a fake backend); ``tracer`` is the new
+    lifter's (``lifter.tracer`` otherwise), closed (its spans flushed) at shutdown."""
     if lifter is None:
-        lifter = Lifter(make_backend(settings), settings)
+        lifter = Lifter(make_backend(settings), settings, tracer=tracer)
     if settings.backend == "triton":
         from service.backends.triton import backend as triton
         from service.backends.triton import metrics as triton_metrics
@@ -93,6 +95,7 @@ def build_app(settings: Settings, lifter: Lifter | None = None) -> FastAPI:
                 await task
         await drain()
         await draining[0]
+        await asyncio.to_thread(lifter.tracer.close)  # after the last request: its spans go out too
 
     # The lifespan owns the gRPC server: uvicorn re-raises SIGTERM after serve(), so nothing placed after
     # it would ever run. on_stop turns health NOT_SERVING, drains gRPC, then the lifter closes.
@@ -204,6 +207,9 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
         refusal_delay_s=settings.refusal_delay_ms / 1000,
     )
     tls = certificates(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    # JSON lines: uvicorn configures no handlers of its own and its records (access lines too) reach the root
+    # logger's JSON formatter (service/telemetry/logs.py); text: uvicorn's own lines, as always.
+    logs: dict[str, Any] = {"log_config": None} if settings.log_format == "json" else {}
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -212,11 +218,12 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
         http=http,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
         server_header=False,
+        **logs,
         **({} if tls is None else tls.uvicorn_options()),
     )
     return DrainingServer(config, app.state.drain, tls)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, tracer: Tracer = OFF) -> None:
     """Serve until SIGINT/SIGTERM. One process, one loop, one model: scale with replicas, not workers."""
-    uvicorn_server(build_app(settings), settings).run()
+    uvicorn_server(build_app(settings, tracer=tracer), settings).run()

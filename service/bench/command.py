@@ -20,7 +20,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     _add_load(bench_sub)
     _add_triton(bench_sub)
     _add_soak(bench_sub)
-    from service.bench import batching, bigbody, motion, onnx, overload, stream
+    from service.bench import batching, bigbody, motion, onnx, overload, stream, tracing
 
     stream.add_command(bench_sub)  # bench stream (service/bench/stream.py)
     overload.add_command(bench_sub)  # bench overload (service/bench/overload.py)
@@ -28,6 +28,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     batching.add_command(bench_sub)  # bench batching (service/bench/batching.py)
     onnx.add_command(bench_sub)  # bench onnx (service/bench/onnx.py)
     motion.add_command(bench_sub)  # bench motion (service/bench/motion.py)
+    tracing.add_command(bench_sub)  # bench tracing (service/bench/tracing.py)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.bench.process import free_port, wait_ready
@@ -31,17 +32,19 @@ class LocalTriton:
     """``tritonserver`` on free ports of 127.0.0.1 serving ``repository``; ``start``/``stop`` may repeat and keep
     the ports, so clients can reconnect to the same address after a restart.
 
-    ``threads`` sets the python model's torch threads (``MOTIONLIFT_TRITON_THREADS``). ``strict`` (the default):
-    the server exits when a model fails to load and is ready only with every model ready; ``strict=False`` keeps
-    a server whose model failed to load up and ready (as a production server with that model broken), so the
-    gateway's side of a failed load can be seen. ``start`` raises ``RuntimeError`` with the log tail when the server
-    exits or is not ready within ``timeout_s``; ``ModuleNotFoundError`` when nvidia-pytriton is not installed.
+    ``threads`` sets the python model's torch threads (``MOTIONLIFT_TRITON_THREADS``); ``flags`` are added to the
+    server's command line (e.g. ``--trace-config`` settings). ``strict`` (the default): the server exits when a
+    model fails to load and is ready only with every model ready; ``strict=False`` keeps a server whose model failed
+    to load up and ready (as a production server with that model broken), so the gateway's side of a failed load can
+    be seen. ``start`` raises ``RuntimeError`` with the log tail when the server exits or is not ready within
+    ``timeout_s``; ``ModuleNotFoundError`` when nvidia-pytriton is not installed.
     """
 
-    def __init__(self, repository: Path, *, threads: int = 1, strict: bool = True) -> None:
+    def __init__(self, repository: Path, *, threads: int = 1, strict: bool = True, flags: Sequence[str] = ()) -> None:
         self.repository = repository
         self.threads = threads
         self.strict = strict
+        self.flags = list(flags)
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"
@@ -85,6 +88,7 @@ class LocalTriton:
             "--allow-gpu-metrics=false",
             "--exit-timeout-secs=5",
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+            *self.flags,
         ]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

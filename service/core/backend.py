@@ -103,8 +103,11 @@ class Backend(Protocol):
         """Load and warm up the model. Raises ``Unavailable`` if it cannot be loaded."""
         ...
 
-    async def infer(self, batch: Array) -> Array:
+    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
         """Lift ``[B, T, 17, 3]`` normalised keypoints to ``[B, T, 17, 3]`` joints, off the event loop.
+
+        ``headers``: the batch's W3C trace context (``traceparent``...), forwarded to a model server in another
+        process so its spans join the trace; a model in this process ignores it.
 
         Raises ``Unavailable`` when the model cannot be reached and ``BackendError`` when it fails.
         """

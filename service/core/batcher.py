@@ -6,7 +6,8 @@ when its group is full (``max_batch_size`` items or ``max_batch_cost`` cost unit
 oldest item has waited ``max_delay_s`` -- and only when fewer than ``max_running`` batches are in flight
 (1 for an in-process model; more for a remote one with several instances, so its round trips overlap), so
 while the model is busy the next batch keeps filling (as Triton's dynamic batcher does). The batcher knows nothing of
-tensors, HTTP or gRPC.
+tensors, HTTP or gRPC; each batch runs in a ``batch`` span of the tracer (``service.core.trace``), the child of its
+first traced caller's span and linked to the others'.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import BackendError, DeadlineExceeded, LiftError, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class _Entry(Generic[T, R]):
     enqueued: float
     deadline: float | None
     cost: int = field(default=1)
+    trace: object | None = None  # the caller's span handle (Tracer.current()), or None
 
 
 class Batcher(Generic[T, R]):
@@ -70,6 +73,7 @@ class Batcher(Generic[T, R]):
         clock: Callable[[], float] = time.monotonic,
         on_batch: Callable[[int, int, float], None] | None = None,
         max_running: int = 1,
+        tracer: Tracer = OFF,
     ) -> None:
         self._run = run
         self._key = key
@@ -88,6 +92,7 @@ class Batcher(Generic[T, R]):
         self._running: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._last_batch_s = 0.0
+        self._tracer = tracer
 
     @property
     def queued(self) -> int:
@@ -116,10 +121,13 @@ class Batcher(Generic[T, R]):
         self._groups.clear()
         self._queued = 0
 
-    def submit(self, items: Sequence[T], *, deadline: float | None = None) -> list[asyncio.Future[Done[R]]]:
+    def submit(
+        self, items: Sequence[T], *, deadline: float | None = None, trace: object | None = None
+    ) -> list[asyncio.Future[Done[R]]]:
         """Queue all ``items`` or none of them.
 
-        ``deadline`` is on this batcher's clock. Raises ``Overloaded`` (with a retry hint) when the queue
+        ``deadline`` is on this batcher's clock; ``trace`` the caller's span (``Tracer.current()``) for the spans
+        of the batches that carry them. Raises ``Overloaded`` (with a retry hint) when the queue
         cannot take them all, and ``Unavailable`` when the batcher is not running.
         """
         if self._task is None:
@@ -130,7 +138,7 @@ class Batcher(Generic[T, R]):
         now = self._clock()
         futures: list[asyncio.Future[Done[R]]] = []
         for item in items:
-            entry: _Entry[T, R] = _Entry(item, loop.create_future(), now, deadline, self._cost(item))
+            entry: _Entry[T, R] = _Entry(item, loop.create_future(), now, deadline, self._cost(item), trace)
             self._groups.setdefault(self._key(item), deque()).append(entry)
             futures.append(entry.future)
         self._queued += len(items)
@@ -224,7 +232,12 @@ class Batcher(Generic[T, R]):
         batch_id = next(self._ids)
         start = self._clock()
         try:
-            results = await self._run([e.item for e in batch])
+            with self._span(batch) as span:
+                if self._tracer.on:
+                    span.set("motionlift.batch.id", batch_id)
+                    span.set("motionlift.batch.size", len(batch))
+                    span.set("motionlift.batch.frames", sum(e.cost for e in batch))
+                results = await self._run([e.item for e in batch])
             if len(results) != len(batch):
                 raise BackendError(f"the backend returned {len(results)} results for {len(batch)} items")
         except Exception as exc:
@@ -242,3 +255,11 @@ class Batcher(Generic[T, R]):
         for entry, value in zip(batch, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(Done(value, start - entry.enqueued, end - start, len(batch), batch_id))
+
+    def _span(self, batch: list[_Entry[T, R]]) -> contextlib.AbstractContextManager[Span]:
+        """The batch's span: the child of its first traced caller, linked to the other callers; no span (and none
+        below it) when no caller is traced."""
+        if not self._tracer.on:
+            return NO_SPAN
+        callers = list({id(e.trace): e.trace for e in batch if e.trace is not None}.values())
+        return self._tracer.span("batch", parent=callers[0] if callers else None, links=callers[1:])

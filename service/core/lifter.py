@@ -25,6 +25,7 @@ from service.core.metrics import Metrics
 from service.core.options import LiftOptions, StreamOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
 from service.core.streams import StreamSession
+from service.core.trace import OFF, Span, Tracer
 from service.core.tracks import Track, check_tracks
 from service.errors import DeadlineExceeded, LiftError, Overloaded, Unavailable
 
@@ -58,11 +59,15 @@ def frame_budget(info: ModelInfo) -> int:
 
 
 class Lifter:
-    """Owns the backend and the batcher. ``start()`` loads the model; ``close()`` drains and releases."""
+    """Owns the backend and the batcher. ``start()`` loads the model; ``close()`` drains and releases.
 
-    def __init__(self, backend: Backend, settings: Settings) -> None:
+    ``tracer`` (``service.core.trace``; off by default) gets a span for every stage the latency breakdown times:
+    ``lift`` > ``prepare``, ``queue`` (> the batcher's ``batch`` > ``backend``), ``answer``."""
+
+    def __init__(self, backend: Backend, settings: Settings, *, tracer: Tracer = OFF) -> None:
         self.backend = backend
         self.settings = settings
+        self.tracer = tracer
         self.metrics = Metrics()
         self.draining = False
         self.batcher: Batcher[Array, Array] = Batcher(
@@ -74,6 +79,7 @@ class Lifter:
             max_delay_s=settings.max_queue_delay_ms / 1000,
             max_queued=settings.max_queued_windows,
             on_batch=self.metrics.on_batch,
+            tracer=tracer,
         )
         self.door = Door(settings.max_queued_windows)
         self.access = settings_access(settings)
@@ -121,7 +127,12 @@ class Lifter:
         await self.backend.close()
 
     async def _run_batch(self, items: list[Array]) -> list[Array]:
-        out = await self.backend.infer(np.stack(items))
+        with self.tracer.span("backend", kind="client") as span:
+            if self.tracer.on:
+                span.set("motionlift.backend", self.settings.backend)
+                span.set("motionlift.device", self.backend.info.device)
+                span.set("motionlift.batch.size", len(items))
+            out = await self.backend.infer(np.stack(items), headers=self.tracer.headers())
         return list(out)
 
     async def lift(
@@ -146,20 +157,25 @@ class Lifter:
         """
         t0 = time.perf_counter()
         outcome = "internal"
-        try:
-            result = await self._lift(tracks, options, timeout_s, caller)
-            outcome = "ok"
-        except LiftError as exc:
-            outcome = exc.code
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"  # the client went away; its windows were dropped
-            raise
-        finally:
-            if outcome != "ok":
-                self.metrics.on_request(protocol, outcome)
-            frames = sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks)
-            audit.request(caller, request_id, protocol, frames, outcome, 1000 * (time.perf_counter() - t0))
+        with self.tracer.span("lift") as span:
+            try:
+                result = await self._lift(tracks, options, timeout_s, caller)
+                outcome = "ok"
+            except LiftError as exc:
+                outcome = exc.code
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"  # the client went away; its windows were dropped
+                raise
+            finally:
+                if outcome != "ok":
+                    self.metrics.on_request(protocol, outcome)
+                frames = sum(t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks)
+                audit.request(caller, request_id, protocol, frames, outcome, 1000 * (time.perf_counter() - t0))
+                if self.tracer.on:
+                    _describe(span, request_id, protocol, len(tracks), frames, outcome)
+            if self.tracer.on:
+                result.timing.to_span(span)
         self.metrics.on_request(protocol, "ok", result.timing.stages_ms())
         return result
 
@@ -215,6 +231,7 @@ class Lifter:
             timeout_s=timeout_s,
             charge=lambda frames: self.access.charge(caller, frames),
             on_close=closed,
+            tracer=self.tracer,
         )
 
     async def _lift(
@@ -246,17 +263,19 @@ class Lifter:
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
         # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
         offload = sum(len(t.keypoints) for t in tracks) > OFFLOAD_FRAMES
-        if offload:
-            prepared, inputs = await asyncio.to_thread(self._prepare, tracks, options, window, overlap)
-        else:
-            prepared, inputs = self._prepare(tracks, options, window, overlap)
+        with self.tracer.span("prepare"):
+            if offload:
+                prepared, inputs = await asyncio.to_thread(self._prepare, tracks, options, window, overlap)
+            else:
+                prepared, inputs = self._prepare(tracks, options, window, overlap)
         t1 = time.perf_counter()
         outputs, stamps = await self.infer_windows(inputs, flip=options.flip, timeout_s=timeout_s)
         t2 = time.perf_counter()
-        if offload:
-            answers = await asyncio.to_thread(self._answers, prepared, outputs, options)
-        else:
-            answers = self._answers(prepared, outputs, options)
+        with self.tracer.span("answer"):
+            if offload:
+                answers = await asyncio.to_thread(self._answers, prepared, outputs, options)
+            else:
+                answers = self._answers(prepared, outputs, options)
         t3 = time.perf_counter()
         timing = Timing(
             preprocess_ms=1000 * (t1 - t0),
@@ -287,17 +306,21 @@ class Lifter:
         batch = list(inputs)
         if flip:
             batch.extend(keypoints.flip(w) for w in inputs)
-        t0 = time.perf_counter()
-        futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout)
-        try:
-            _, pending = await asyncio.wait(futures, timeout=timeout)
-        finally:
-            for future in futures:
-                future.cancel()  # no-op on finished ones; drops the rest from the queue
-        if pending:
-            raise DeadlineExceeded(f"no answer within {timeout:g} s; the request was dropped")
-        results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
-        wait_ms = 1000 * (time.perf_counter() - t0)
+        with self.tracer.span("queue") as span:
+            t0 = time.perf_counter()
+            futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout, trace=self.tracer.current())
+            try:
+                _, pending = await asyncio.wait(futures, timeout=timeout)
+            finally:
+                for future in futures:
+                    future.cancel()  # no-op on finished ones; drops the rest from the queue
+            if pending:
+                raise DeadlineExceeded(f"no answer within {timeout:g} s; the request was dropped")
+            results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
+            wait_ms = 1000 * (time.perf_counter() - t0)
+            if self.tracer.on:
+                span.set("motionlift.windows", len(batch))
+                span.set("motionlift.batches", len({r.batch_id for r in results}))
         outputs = [r.value for r in results]
         if flip:
             half = np.float32(0.5)
@@ -364,3 +387,11 @@ class Lifter:
     def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
         own = outputs[p.first : p.first + len(p.spans)]
         return answer.track(p.track, own, p.spans, p.inputs, options)
+
+
+def _describe(span: Span, request_id: str, protocol: str, tracks: int, frames: int, outcome: str) -> None:
+    span.set("motionlift.request_id", request_id)
+    span.set("motionlift.protocol", protocol)
+    span.set("motionlift.tracks", tracks)
+    span.set("motionlift.frames", frames)
+    span.set("motionlift.outcome", outcome)

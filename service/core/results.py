@@ -8,6 +8,7 @@ from typing import Final
 
 from service.core.backend import Array
 from service.core.options import LiftOptions
+from service.core.trace import Span
 
 # Stage names of the REST form of a Timing (its ``latency_ms`` object), in order, and the counts beside it.
 STAGES: Final = ("preprocess", "queue", "inference", "postprocess", "total")
@@ -56,6 +57,13 @@ class Timing:
             "latency_ms": {stage: round(ms, 3) for stage, ms in self.stages_ms().items()},
             **{key: getattr(self, key) for key in COUNTS},
         }
+
+    def to_span(self, span: Span) -> None:
+        """The tracing form, on a request's span: ``motionlift.latency.<stage>_ms`` and the batch counts."""
+        for stage, ms in self.stages_ms().items():
+            span.set(f"motionlift.latency.{stage}_ms", round(ms, 3))
+        for key in COUNTS:
+            span.set(f"motionlift.{key}", getattr(self, key))
 
     @classmethod
     def from_json(cls, answer: Mapping[str, object]) -> Timing:

@@ -26,7 +26,9 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
   its id starts an empty window.
 
 Frames are checked and normalised by the functions requests go through (``frames.check_frames``) before any
-is used. Frames received, answered and skipped, and the streams open, are
+is used. With tracing on, each window run is a ``window`` span under the stream's span (the edge's, current when
+the session is made), for the stream's first ``TRACED_WINDOWS`` windows: a stream's trace stays bounded however
+long it lives, and later windows run untraced. Frames received, answered and skipped, and the streams open, are
 counted in the service's metrics.
 """
 
@@ -37,6 +39,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,11 +52,13 @@ from service.core.metrics import Metrics
 from service.core.options import StreamPlan
 from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
+from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
 MAX_WAITING = 2  # policy all: windows waiting per track before the sender is slowed down
 RETRY_S = 0.02  # policy all: how soon a window the full queue refused is offered again
+TRACED_WINDOWS = 100  # windows with a span in a stream's trace; later ones run untraced
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class StreamSession:
         clock: Callable[[], float] = time.monotonic,
         charge: Callable[[int], None] = lambda frames: None,
         on_close: Callable[[int, str], None] = lambda frames, outcome: None,
+        tracer: Tracer = OFF,
     ) -> None:
         self._infer = infer
         self.plan = plan
@@ -159,6 +165,9 @@ class StreamSession:
         self._room.set()
         self._stopped = False  # failed or closed: produce nothing more
         self._closed = False
+        self._tracer = tracer
+        self._trace = tracer.current()  # the stream's span: the parent of its windows' spans
+        self._windows = 0  # windows run so far
         metrics.streams.inc()
 
     @property
@@ -277,7 +286,12 @@ class StreamSession:
             while track.waiting and not self._stopped:
                 job = track.waiting.popleft()
                 self._update_room()
-                await self._run(track, job)
+                with self._span() as span:
+                    if self._tracer.on:
+                        span.set("motionlift.track", track.id)
+                        span.set("motionlift.frames", len(job.answer))
+                        span.set("motionlift.window_frames", len(job.window))
+                    await self._run(track, job)
             if track.ending and not self._stopped:  # its last window ran: release what the smoother holds
                 for held in track.smoother.flush():
                     await self._answer(track, held)
@@ -347,6 +361,13 @@ class StreamSession:
         )
         await self._queue.put(answer)  # waits while the client is not reading: backpressure
         self._metrics.stream_frames.labels("answered").inc()
+
+    def _span(self) -> AbstractContextManager[Span]:
+        """The next window's span: under the stream's span for its first ``TRACED_WINDOWS``, then none."""
+        if not self._tracer.on:
+            return NO_SPAN
+        self._windows += 1
+        return self._tracer.span("window", parent=self._trace if self._windows <= TRACED_WINDOWS else None)
 
     def _update_room(self) -> None:
         if all(len(t.waiting) < MAX_WAITING for t in self._tracks.values()):

@@ -6,7 +6,9 @@ Errors: a ``LiftError`` from the core ends the call with ``grpc.StatusCode[error
 error table, ``service.errors``) and the details ``"<field>: <message>"``; trailing metadata carries
 ``motionlift-field``, ``x-request-id`` and, when retrying later may help, ``retry-after-s``. Anything else
 is logged with the request id and answered INTERNAL naming that id. Deadlines: the time a call has left is
-passed to the core as ``timeout_s``, which drops the call's queued windows when it runs out.
+passed to the core as ``timeout_s``, which drops the call's queued windows when it runs out. Tracing: each call
+is a server span (``Lift``, ``LiftStream``: one span for the whole stream) continuing the caller's W3C
+``traceparent`` metadata, with its gRPC status code; its request id is ``REQUEST_ID`` for its log lines.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import NoReturn, TypeAlias
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import AbstractContextManager
+from types import MappingProxyType
+from typing import Final, NoReturn, TypeAlias
 
 import grpc
 
@@ -27,7 +31,9 @@ from service.core.access import ANONYMOUS, Caller
 from service.core.lifter import Lifter
 from service.core.results import coordinates
 from service.core.streams import StreamSession
+from service.core.trace import Span
 from service.errors import LiftError
+from service.telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,9 @@ Context: TypeAlias = grpc.aio.ServicerContext
 
 OFFLOAD_VALUES = 100_000  # requests with more keypoint values (~2,000 frames) are decoded in a worker thread
 MAX_REQUEST_ID = 128  # as REST's (service.api.rest.middleware): a client's id is echoed and logged
+SERVICE: Final = "motionlift.v1.Lifter"
+TRACE_KEYS: Final = ("traceparent", "tracestate")
+NO_CONTEXT: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 def _request_id(context: Context) -> str:
@@ -46,7 +55,20 @@ def _request_id(context: Context) -> str:
     return uuid.uuid4().hex
 
 
-async def _abort(context: Context, exc: BaseException, request_id: str, method: str) -> NoReturn:
+def _started(span: Span, method: str) -> None:
+    span.set("rpc.system", "grpc")
+    span.set("rpc.service", SERVICE)
+    span.set("rpc.method", method)
+
+
+def _ended(span: Span, code: grpc.StatusCode) -> None:
+    """The call's status on its span; the codes of a fault (not of a caller's mistake) mark it an error."""
+    span.set("rpc.grpc.status_code", code.value[0])
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
+        span.fail(f"gRPC {code.name}")
+
+
+async def _abort(context: Context, exc: BaseException, request_id: str, method: str, span: Span) -> NoReturn:
     """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does). An error of
     grpc's own (the call already aborted or ended) is raised again as it is: the call has its status."""
     if isinstance(exc, grpc.aio.BaseError):
@@ -66,6 +88,7 @@ async def _abort(context: Context, exc: BaseException, request_id: str, method: 
     else:  # never a traceback to the client: the request id finds the log line
         log.error("unhandled error in %s (request %s)", method, request_id, exc_info=exc)
         code, details = grpc.StatusCode.INTERNAL, f"internal error (request {request_id})"
+    _ended(span, code)
     await context.abort(code, details, tuple(metadata))
     raise AssertionError("context.abort returned")  # it always raises; this tells the type checker
 
@@ -79,6 +102,14 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         # (service/api/rest/protocol.py measures why); the wait is a timer, not work.
         self._refusal_delay_s = lifter.settings.refusal_delay_ms / 1000
 
+    def _span(self, method: str, context: Context, request_id: str) -> AbstractContextManager[Span]:
+        """The call's server span, continuing the trace in its ``traceparent`` metadata."""
+        tracer = self._lifter.tracer
+        given = NO_CONTEXT
+        if tracer.on:
+            given = {k: str(v) for k, v in context.invocation_metadata() or () if k in TRACE_KEYS}
+        return tracer.request(f"{SERVICE}/{method}", given, request_id)
+
     def _caller(self, context: Context) -> Caller:
         """The call's caller from its ``authorization`` metadata; ``Unauthenticated`` without a valid key."""
         if not self._lifter.access.enabled:
@@ -89,35 +120,37 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
     async def Lift(self, request: pb.LiftRequest, context: Context) -> pb.LiftResponse:
         """Decode, ``Lifter.lift`` with the call's remaining time, encode; errors as the module says."""
         request_id = _request_id(context)
+        with logs.request(request_id), self._span("Lift", context, request_id) as span:
+            _started(span, "Lift")
+            try:
+                response = await self._lift(request, context, request_id)
+            except Exception as exc:
+                await _abort(context, exc, request_id, "Lift", span)
+            _ended(span, grpc.StatusCode.OK)
+            return response
+
+    async def _lift(self, request: pb.LiftRequest, context: Context, request_id: str) -> pb.LiftResponse:
+        try:
+            caller = self._caller(context)
+        except LiftError as exc:  # before admission: no reservation to settle
+            await asyncio.sleep(self._refusal_delay_s)
+            raise self._lifter.refused(exc, protocol="grpc", admitted=False, request_id=request_id) from None
         try:
             try:
-                caller = self._caller(context)
-            except LiftError as exc:  # before admission: no reservation to settle
+                self._lifter.admit()  # before any work: the message is decoded only if it can be queued
+            except LiftError:
                 await asyncio.sleep(self._refusal_delay_s)
-                raise self._lifter.refused(exc, protocol="grpc", admitted=False, request_id=request_id) from None
-            try:
-                try:
-                    self._lifter.admit()  # before any work: the message is decoded only if it can be queued
-                except LiftError:
-                    await asyncio.sleep(self._refusal_delay_s)
-                    raise
-                if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
-                    tracks, options = await asyncio.to_thread(wire.lift_input, request)
-                else:
-                    tracks, options = wire.lift_input(request)
-            except LiftError as exc:
-                raise self._lifter.refused(exc, protocol="grpc", caller=caller, request_id=request_id) from None
-            result = await self._lifter.lift(
-                tracks,
-                options,
-                timeout_s=context.time_remaining(),
-                protocol="grpc",
-                caller=caller,
-                request_id=request_id,
-            )
-            return wire.lift_response(result, request_id, self._lifter.info)
-        except Exception as exc:
-            await _abort(context, exc, request_id, "Lift")
+                raise
+            if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
+                tracks, options = await asyncio.to_thread(wire.lift_input, request)
+            else:
+                tracks, options = wire.lift_input(request)
+        except LiftError as exc:
+            raise self._lifter.refused(exc, protocol="grpc", caller=caller, request_id=request_id) from None
+        result = await self._lifter.lift(
+            tracks, options, timeout_s=context.time_remaining(), protocol="grpc", caller=caller, request_id=request_id
+        )
+        return wire.lift_response(result, request_id, self._lifter.info)
 
     async def LiftStream(
         self, requests: AsyncIterator[pb.StreamRequest], context: Context
@@ -125,6 +158,19 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         """Config first, then frames; answers as ``service.core.streams`` describes. The client's half-close
         flushes the remaining frames and ends the call with OK; a bad frame ends it INVALID_ARGUMENT."""
         request_id = _request_id(context)
+        with logs.request(request_id), self._span("LiftStream", context, request_id) as span:
+            _started(span, "LiftStream")
+            async with contextlib.aclosing(self._stream(requests, context, request_id)) as responses:
+                try:
+                    async for response in responses:
+                        yield response
+                except Exception as exc:
+                    await _abort(context, exc, request_id, "LiftStream", span)
+            _ended(span, grpc.StatusCode.OK)
+
+    async def _stream(
+        self, requests: AsyncIterator[pb.StreamRequest], context: Context, request_id: str
+    ) -> AsyncGenerator[pb.StreamResponse, None]:
         session: StreamSession | None = None
         reader: asyncio.Task[None] | None = None
         try:
@@ -143,8 +189,6 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
             reader = asyncio.create_task(self._read(requests, session, request_id), name="stream reader")
             async for answer in session.answers():
                 yield wire.frame_answer(answer)
-        except Exception as exc:
-            await _abort(context, exc, request_id, "LiftStream")
         finally:
             if reader is not None:
                 reader.cancel()

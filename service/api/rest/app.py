@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.rest import openapi
 from service.api.rest.auth import KeyCheck
-from service.api.rest.middleware import BodyLimit, RequestId
+from service.api.rest.middleware import BodyLimit, RequestId, Traced
 from service.api.rest.reader import BodyReader
 from service.api.rest.routes import add_lift, add_probes
 from service.api.rest.upload import add_upload
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TITLE = "MotionLift"
 SUMMARY = "Lift 2D human keypoint sequences to 3D joints with MotionBERT's DSTformer."
 VERSION = "0.1.0"
+TRACED = ("/lift", "/lift/file")  # the routes that reach the core: one trace per request (probes are not traced)
 
 
 def create_app(
@@ -101,14 +102,16 @@ def add_viewer(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, lifter: Lifter) -> None:
-    """Inside out: the body's limits, the key check, request ids (outside the key check: every answer, 401, 413
-    and 500 included, has one), then CORS when origins are allowed (outermost: a browser's preflight carries no
-    key)."""
+    """Inside out: the body's limits, the key check, the lifts' spans when tracing is on (a refused key is traced
+    too), request ids (outside the key check: every answer, 401, 413 and 500 included, has one), then CORS when
+    origins are allowed (outermost: a browser's preflight carries no key)."""
     settings = lifter.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.add_middleware(
         KeyCheck, access=lifter.access, count=lambda error: lifter.refused(error, protocol="rest", admitted=False)
     )
+    if lifter.tracer.on:
+        app.add_middleware(Traced, tracer=lifter.tracer, paths=TRACED)
     app.add_middleware(RequestId)
     if settings.cors_origins:
         app.add_middleware(

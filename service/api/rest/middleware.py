@@ -1,4 +1,4 @@
-"""ASGI middleware of the REST edge: request ids with a last-resort 500, and the request body's limits.
+"""ASGI middleware of the REST edge: request ids with a last-resort 500, tracing, and the request body's limits.
 
 Pure ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware costs about a millisecond
 per request, which is most of the server's own time on a small model.
@@ -13,14 +13,17 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.core.trace import Tracer
 from service.errors import PayloadTooLarge, RequestTimeout
+from service.telemetry.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
 
 class RequestId:
     """Give every request an id (the client's ``x-request-id`` or a new one), echo it as a header, and turn
-    any unhandled exception into a 500 carrying the id (and a log line) -- never a traceback to the client.
+    any unhandled exception into a 500 carrying the id (and a log line) -- never a traceback to the client. The id
+    is ``REQUEST_ID`` while the request runs, for its log lines (uvicorn's access line included).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -33,6 +36,7 @@ class RequestId:
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         request_id = given[:128] or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -53,6 +57,47 @@ class RequestId:
                 {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
             )
             await send({"type": "http.response.body", "body": body.encode()})
+        finally:
+            REQUEST_ID.reset(token)
+
+
+class Traced:
+    """A server span for each request to one of ``paths`` (the lifts; probes and pages are not traced), continuing
+    the caller's W3C ``traceparent``: ``POST /lift`` with the request id, method, path and status (an error from
+    500 up). Inside ``RequestId``; added only when tracing is on."""
+
+    def __init__(self, app: ASGIApp, tracer: Tracer, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.tracer = tracer
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        context = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in TRACE_HEADERS}
+        method = scope["method"]
+        status = 500  # unless an answer starts
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with self.tracer.request(f"{method} {path}", context, scope["state"]["request_id"]) as span:
+            span.set("http.request.method", method)
+            span.set("url.path", path)
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                span.set("http.response.status_code", status)
+                if status >= 500:
+                    span.fail(f"HTTP {status}")
+
+
+TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class BodyLimit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -129,7 +130,8 @@ class TorchScriptBackend:
             loaded.threads,
         )
 
-    async def infer(self, batch: Array) -> Array:
+    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
+        """``Backend.infer``; ``headers`` (trace context) are not used: the model runs in this service's processes."""
         if self._idle is None or self._executor is None or self._closed:
             raise Unavailable("the model is not loaded")
         if not self._live:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,16 +233,18 @@ class TritonBackend:
         n = len(candidates)
         return min(candidates[self._turn % n :] + candidates[: self._turn % n], key=lambda e: e.inflight)
 
-    async def infer(self, batch: Array) -> Array:
+    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
+        """``Backend.infer``; ``headers`` (the W3C trace context) go to Triton as gRPC metadata of every call,
+        so Triton's own spans (its ``--trace-config mode=opentelemetry``) join the caller's trace."""
         if self._monitor is None:
             raise Unavailable("the Triton backend is not started")
         if len(batch) <= self._max_batch:
-            return await self._infer_once(batch)
+            return await self._infer_once(batch, headers)
         # Triton rejects batches over the config's max_batch_size: send such a batch in parts, concurrently.
         parts = [batch[i : i + self._max_batch] for i in range(0, len(batch), self._max_batch)]
-        return np.concatenate(await asyncio.gather(*(self._infer_once(p) for p in parts)))
+        return np.concatenate(await asyncio.gather(*(self._infer_once(p, headers) for p in parts)))
 
-    async def _infer_once(self, batch: Array) -> Array:
+    async def _infer_once(self, batch: Array, headers: Mapping[str, str] | None) -> Array:
         import tritonclient.grpc.aio as triton_aio
 
         tried: set[str] = set()
@@ -256,7 +259,12 @@ class TritonBackend:
             endpoint.inflight += 1
             try:
                 result = await endpoint.client.infer(
-                    self.model, [inp], model_version=self.version, outputs=[out], client_timeout=self.timeout_s
+                    self.model,
+                    [inp],
+                    model_version=self.version,
+                    outputs=[out],
+                    client_timeout=self.timeout_s,
+                    headers=dict(headers) if headers else None,
                 )
             except Exception as exc:  # InferenceServerException; the status code decides
                 if status_code(exc) not in ENDPOINT_ERRORS:

@@ -1,0 +1,1 @@
+"""Telemetry of the service: OpenTelemetry tracing (``otel``, ``provider``) and its log lines (``logs``)."""
