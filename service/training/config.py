@@ -42,6 +42,7 @@ class TrainConfig:
     resume: bool = True
     until: int = 0  # stop (checkpointed, no weights written) after this step; 0 = run to ``steps``
     minutes: float = 0.0  # wall-time budget: the schedule follows the time spent, the run ends when it is used
+    init: str = ""  # weights (.safetensors + .json) to start from instead of random ones: training on from them
 
 
 def hyperparams(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:

@@ -25,7 +25,7 @@ from service.training.config import TrainConfig, fraction_done, hyperparams, lea
 from service.training.metrics import lifting_loss, mpjpe_loss
 from service.training.mocap import WindowSampler, load_mocap
 from service.training.progress import Progress
-from service.training.weights import build_lifter, save_weights
+from service.training.weights import build_lifter, load_lifter, save_weights
 
 CURVE_FIELDS = ("step", "seconds", "lr", "train_loss", "train_mpjpe_mm", "heldout_clean_mm", "heldout_noisy_mm")
 
@@ -108,6 +108,12 @@ class _Run:
         self.held_views = heldout_views(cfg)
         torch.manual_seed(cfg.seed)
         self.model = build_lifter(cfg.arch, hp)
+        if cfg.init:  # train on from saved weights (a resumed run's last.pt still wins: see resume)
+            start, spec = load_lifter(cfg.init)
+            if dict(spec["hyperparams"]) != hp:
+                raise ValueError(f"--init {cfg.init} has other hyperparameters than this run: {spec['hyperparams']}")
+            self.model.load_state_dict(start.state_dict())
+            self.model.train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
 

@@ -49,6 +49,11 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--minutes", type=float, default=0.0,
                        help="wall-time budget: the schedule follows time spent, the run ends when spent")  # fmt: skip
     train.add_argument("--until", type=int, default=0, help="stop after this step (resume later); 0 = --steps")
+    train.add_argument(
+        "--init",
+        default="",
+        help="weights (.safetensors with its .json) to train on from, e.g. service/model/weights/default.safetensors",
+    )
     train.add_argument("--no-resume", dest="resume", action="store_false", help="start over even if last.pt exists")
 
 

@@ -130,6 +130,14 @@ def test_train_loss_falls_resumes_and_evaluates(tmp_path: Path) -> None:
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(x, y, msg=name)
 
+    # Trained on from the 40-step weights: its first held-out point is theirs, not a random model's.
+    more = train(micro_config(tmp_path / "more", steps=10, init=str(result["weights"])))
+    first = (tmp_path / "more" / "curve.csv").read_text().splitlines()[1].split(",")
+    assert float(first[header.index("heldout_clean_mm")]) < 0.9 * curve[0]["heldout_clean_mm"]
+    assert more["weights"] is not None
+    with pytest.raises(ValueError, match="other hyperparameters"):
+        train(micro_config(tmp_path / "wide", steps=10, init=str(result["weights"]), overrides={"dim_feat": 32}))
+
     model, spec = load_lifter(result["weights"])
     report = evaluate_model(model, spec["window"], str(FIXTURE), modes=("pixel", "crop"))
     assert set(report) == {"pixel/clean", "pixel/noisy", "crop/clean", "crop/noisy"}
