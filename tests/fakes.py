@@ -22,6 +22,7 @@ class FakeBackend:
         self.running = threading.Event()
         self.batches: list[tuple[int, ...]] = []
         self.started = asyncio.Event()
+        self.slots = 1  # its concurrency: a test may change it while it runs, as servers of a remote one come and go
         self._ready = False
 
     @property
@@ -30,7 +31,7 @@ class FakeBackend:
 
     @property
     def concurrency(self) -> int:
-        return 1
+        return self.slots
 
     @property
     def info(self) -> ModelInfo:

@@ -122,6 +122,8 @@ class Lifter:
 
     async def _run_batch(self, items: list[Array]) -> list[Array]:
         out = await self.backend.infer(np.stack(items))
+        # A remote backend's servers join and leave (Triton discovery): keep as many batches going as it takes now.
+        self.batcher.max_running = max(1, self.backend.concurrency)
         return list(out)
 
     async def lift(
