@@ -45,11 +45,15 @@ class Settings(BaseSettings):
     backend: Literal["torchscript", "triton"] = Field(
         "torchscript", description="where the model runs: torchscript (model processes of this service) or triton"
     )
-    # Triton gRPC addresses (host:port), all used together; comma-separated in the environment and on the CLI.
+    # Triton gRPC addresses, all used together; comma-separated in the environment and on the CLI. A DNS name in
+    # gRPC's form dns:///NAME:PORT is resolved again and again (a Kubernetes headless Service: README "Triton").
     triton_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.1:8001"],
         min_length=1,
-        description="Triton gRPC addresses host:port, comma-separated, used together",
+        description="Triton gRPC addresses host:port or dns:///NAME:PORT (re-resolved), comma-separated, used together",
+    )
+    triton_resolve_s: float = Field(
+        5.0, gt=0, description="how often dns:/// Triton URLs are resolved again: new servers join, gone ones leave"
     )
     triton_model: str = Field("dstformer", description="model name on Triton")
     triton_version: str = Field("", description="model version on Triton; empty = the server's policy (latest)")

@@ -24,6 +24,7 @@ class FakeBackend:
         self.batches: list[tuple[int, ...]] = []
         self.headers: list[Mapping[str, str] | None] = []  # the trace context each batch was given
         self.started = asyncio.Event()
+        self.slots = 1  # its concurrency: a test may change it while it runs, as servers of a remote one come and go
         self._ready = False
 
     @property
@@ -32,7 +33,7 @@ class FakeBackend:
 
     @property
     def concurrency(self) -> int:
-        return 1
+        return self.slots
 
     @property
     def info(self) -> ModelInfo:

@@ -60,10 +60,10 @@ def _running(server: uvicorn.Server) -> Iterator[str]:
         thread.join(30)
 
 
-def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    """Wait for a condition of the server's state (not a timing assertion)."""
+def until(condition: Callable[[], bool], what: str, seconds: float = 10.0, *, poll_s: float = 0.005) -> None:
+    """Wait for a condition of the server's state (not a timing assertion), checking it every ``poll_s``."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(poll_s)

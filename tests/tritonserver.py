@@ -41,15 +41,22 @@ def export_production(root: Path) -> Path:
     return model_file
 
 
+def export_twin(tmp: Path) -> Path:
+    """A fresh production export in ``tmp/production`` and its CPU twin in ``tmp/cpu``; returns the model file."""
+    from service.backends.triton.repo import write_cpu_repository
+
+    model_file = export_production(tmp / "production")
+    write_cpu_repository(model_file.parent.parent, tmp / "cpu")
+    return model_file
+
+
 @contextmanager
 def triton_session(tmp: Path, flags: Sequence[str] = ()) -> Iterator[TritonSetup]:
     """Start Triton once (about 5 s) on the CPU twin of a fresh production export, with ``flags`` added to its
     command line; stopped and cleaned at exit."""
-    from service.backends.triton.repo import write_cpu_repository
     from service.bench.tritonserver import LocalTriton
 
-    model_file = export_production(tmp / "production")
-    write_cpu_repository(model_file.parent.parent, tmp / "cpu")
+    model_file = export_twin(tmp)
     server = LocalTriton(tmp / "cpu", threads=1, flags=flags)
     try:
         server.start()

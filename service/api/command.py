@@ -153,9 +153,15 @@ def loopback(host: str) -> bool:
 
 
 def _preflight(settings: Settings) -> str | None:
-    """Why the in-process model cannot start, in one line before the server starts rather than in a startup
-    traceback; None when it can (and always for the Triton backend)."""
-    if settings.backend != "torchscript":
+    """Why the backend cannot start (the in-process model's file or device; a malformed Triton URL), in one line
+    before the server starts rather than in a startup traceback; None when it can."""
+    if settings.backend == "triton":
+        from service.backends.triton.discovery import Discovery
+
+        try:
+            Discovery(settings.triton_urls)  # parses the URLs, no I/O
+        except ValueError as exc:
+            return str(exc)
         return None
     from service.backends.torchscript.backend import startup_problem
 

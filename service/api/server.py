@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,6 +25,10 @@ from service.core.lifter import Lifter
 from service.core.trace import OFF, Tracer
 from service.errors import LiftError
 
+if TYPE_CHECKING:  # tritonclient is imported only when the Triton backend is asked for
+    from service.backends.triton.backend import TritonBackend
+    from service.backends.triton.discovery import Resolver
+
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +36,7 @@ def make_backend(settings: Settings) -> Backend:
     """The backend ``settings.backend`` names; tritonclient is imported only for ``triton`` (and torch only for
     ``torchscript``), so a gateway image for Triton carries no torch."""
     if settings.backend == "triton":
-        from service.backends.triton.backend import TritonBackend
-
-        return TritonBackend(
-            settings.triton_urls, settings.triton_model, settings.triton_version, timeout_s=settings.timeout_s
-        )
+        return triton_backend(settings)
     return TorchScriptBackend(
         settings.model,
         device=settings.device,
@@ -44,6 +44,21 @@ def make_backend(settings: Settings) -> Backend:
         instances=settings.instances,
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
+    )
+
+
+def triton_backend(settings: Settings, resolver: Resolver | None = None) -> TritonBackend:
+    """The Triton backend of ``settings``; ``resolver`` replaces the system's DNS resolver (tests control it)."""
+    from service.backends.triton.backend import TritonBackend
+    from service.backends.triton.discovery import system_resolver
+
+    return TritonBackend(
+        settings.triton_urls,
+        settings.triton_model,
+        settings.triton_version,
+        timeout_s=settings.timeout_s,
+        resolve_s=settings.triton_resolve_s,
+        resolver=resolver or system_resolver,
     )
 
 

@@ -10,10 +10,10 @@ import urllib.request
 from collections.abc import Callable
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (another process may still take it: good enough for tests)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` right now (another process may still take it: good enough for tests)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 

@@ -29,8 +29,10 @@ def _pytriton_dir() -> Path:
 
 
 class LocalTriton:
-    """``tritonserver`` on free ports of 127.0.0.1 serving ``repository``; ``start``/``stop`` may repeat and keep
-    the ports, so clients can reconnect to the same address after a restart.
+    """``tritonserver`` on free ports of ``host`` (a loopback address: 127.0.0.1, 127.0.0.2, ...) serving
+    ``repository``, its gRPC on ``grpc_port`` if given (several servers on distinct loopback addresses can share
+    one port, as Kubernetes pods behind one Service do); ``start``/``stop`` may repeat and keep the ports, so
+    clients can reconnect to the same address after a restart.
 
     ``threads`` sets the python model's torch threads (``MOTIONLIFT_TRITON_THREADS``); ``flags`` are added to the
     server's command line (e.g. ``--trace-config`` settings). ``strict`` (the default): the server exits when a
@@ -40,14 +42,25 @@ class LocalTriton:
     ``timeout_s``; ``ModuleNotFoundError`` when nvidia-pytriton is not installed.
     """
 
-    def __init__(self, repository: Path, *, threads: int = 1, strict: bool = True, flags: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        threads: int = 1,
+        strict: bool = True,
+        host: str = "127.0.0.1",
+        grpc_port: int | None = None,
+        flags: Sequence[str] = (),
+    ) -> None:
         self.repository = repository
         self.threads = threads
         self.strict = strict
+        self.host = host
         self.flags = list(flags)
-        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.grpc_url = f"127.0.0.1:{self.grpc_port}"
-        self.http_url = f"http://127.0.0.1:{self.http_port}"
+        self.http_port, self.metrics_port = free_port(host), free_port(host)
+        self.grpc_port = free_port(host) if grpc_port is None else grpc_port
+        self.grpc_url = f"{host}:{self.grpc_port}"
+        self.http_url = f"http://{host}:{self.http_port}"
         self._shm_prefix = f"motionlift-{uuid.uuid4().hex[:12]}-"
         self._tmp = Path(tempfile.mkdtemp(prefix="motionlift-triton-"))
         self.log_path = self._tmp / "tritonserver.log"
@@ -77,11 +90,11 @@ class LocalTriton:
             str(_pytriton_dir() / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
             f"--backend-directory={self._backends}",
-            "--http-address=127.0.0.1",
+            f"--http-address={self.host}",
             f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1",
+            f"--grpc-address={self.host}",
             f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1",
+            f"--metrics-address={self.host}",
             f"--metrics-port={self.metrics_port}",
             f"--strict-readiness={str(self.strict).lower()}",
             f"--exit-on-error={str(self.strict).lower()}",
@@ -101,6 +114,12 @@ class LocalTriton:
             self.stop()
             raise
 
+    def freeze(self) -> None:
+        """Stop the process group without ending it (SIGSTOP): a hung host, whose connections stay open and whose
+        calls in flight never answer; ``stop`` ends it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def stop(self, *, kill: bool = False) -> None:
         """Stop the whole process group (server and python stubs): SIGTERM and wait, or SIGKILL at once (a
         crash); then remove the shared-memory regions a hard stop leaks."""
@@ -108,6 +127,7 @@ class LocalTriton:
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a frozen server must run to handle SIGTERM
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)

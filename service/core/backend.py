@@ -91,7 +91,8 @@ class Backend(Protocol):
 
     @property
     def concurrency(self) -> int:
-        """How many batches it can usefully run at once (1 for a model in this process); valid after start."""
+        """How many batches it can usefully run at once (1 for a model in this process); valid after start, and
+        it may change while it runs (servers of a remote backend joining and leaving)."""
         ...
 
     @property

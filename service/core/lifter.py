@@ -133,6 +133,8 @@ class Lifter:
                 span.set("motionlift.device", self.backend.info.device)
                 span.set("motionlift.batch.size", len(items))
             out = await self.backend.infer(np.stack(items), headers=self.tracer.headers())
+        # A remote backend's servers join and leave (Triton discovery): keep as many batches going as it takes now.
+        self.batcher.max_running = max(1, self.backend.concurrency)
         return list(out)
 
     async def lift(

@@ -8,9 +8,13 @@
   ready. A call that fails with an endpoint error (UNAVAILABLE, NOT_FOUND) marks its server down at once and
   wakes the monitor, and the batch is retried on another ready server (inference is a pure function).
 * **Reconnects by itself**: gRPC channels reconnect on their own; their reconnect backoff is capped at
-  ``MAX_BACKOFF_MS`` (gRPC's default cap is 120 s, gRPC doc "connection-backoff"), so a restarted Triton is
+  ``pool.MAX_BACKOFF_MS`` (gRPC's default cap is 120 s, gRPC doc "connection-backoff"), so a restarted Triton is
   used again within about a second of being ready, with no restart of the gateway.
-* **Several URLs used together**: each batch goes to the ready server with the fewest calls in flight.
+* **Several URLs used together**: each batch goes to the ready server with the fewest calls in flight
+  (``pool.py``); a batch is tried on at most ``attempts`` servers.
+* **Discovery**: a URL ``dns:///NAME:PORT`` is resolved again every ``resolve_s`` (``discovery.py``): its new
+  addresses join the rotation once their model is ready, those that disappear leave it; their batches in flight
+  finish or fail and are retried on another server, so a replica that goes away fails no request.
 * **A model that failed to load is said so**: when a server answers that the model is not ready, its repository
   index says why (``status.load_failure``: Triton's reason, e.g. a TorchScript file from a newer PyTorch than the
   image's libtorch); that is logged as an error once per server and reason, and ``start`` gives up with it.
@@ -27,36 +31,29 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from service.backends.triton.discovery import Discovery, Resolver, system_resolver
+from service.backends.triton.pool import Endpoint, Pool, connect
 from service.backends.triton.status import ENDPOINT_ERRORS, ServerStats, load_failure, status_code, to_lift_error
 from service.core.backend import Array, ModelInfo
 from service.errors import BackendError, Unavailable
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_MS = 1000
-
-
-@dataclass
-class _Endpoint:
-    url: str
-    client: Any
-    ready: bool = False
-    inflight: int = 0
-    failure: str | None = None  # why the server cannot serve the model (its repository index), when it says
+RESOLVE_TIMEOUT_S = 5.0  # a DNS answer slower than this counts as a failure (the last good answer is kept)
 
 
 class TritonBackend:
     """Runs batches on the Triton model ``model`` (``version`` "" = the server's version policy) at ``urls``.
 
-    ``start`` waits up to ``start_wait_s`` for a server with the model ready and raises ``Unavailable`` if there
-    is none, or ``BackendError`` if the model's config is not a MotionLift export. ``infer`` raises
-    ``Unavailable`` when no server has the model ready, ``Overloaded``/``DeadlineExceeded``/``BackendError``
-    as Triton's status code says; each call may take ``timeout_s``.
+    ``urls``: ``host:port`` or ``dns:///NAME:PORT`` (resolved with ``resolver`` every ``resolve_s``). The
+    constructor raises ``ValueError`` for a malformed URL and does no I/O. ``start`` waits up to ``start_wait_s``
+    for a server with the model ready and raises ``Unavailable`` if there is none, or ``BackendError`` if the
+    model's config is not a MotionLift export. ``infer`` raises ``Unavailable`` when no server has the model ready
+    (or ``attempts`` servers failed the batch with an endpoint error), ``Overloaded``/``DeadlineExceeded``/
+    ``BackendError`` as Triton's status code says; each call may take ``timeout_s``.
     """
 
     def __init__(
@@ -70,10 +67,16 @@ class TritonBackend:
         check_timeout_s: float = 0.5,
         start_wait_s: float = 60.0,
         stats_s: float = 2.0,
+        resolve_s: float = 5.0,
+        resolver: Resolver = system_resolver,
+        attempts: int = 3,
     ) -> None:
         if not urls:
             raise ValueError("at least one Triton URL is needed")
         self.urls = list(urls)
+        self._discovery = Discovery(self.urls, resolver, timeout_s=RESOLVE_TIMEOUT_S)
+        self.resolve_s = resolve_s
+        self.attempts = max(1, attempts)
         self.model = model
         self.version = version
         self.timeout_s = timeout_s
@@ -82,24 +85,30 @@ class TritonBackend:
         self.start_wait_s = start_wait_s
         self.stats_s = stats_s
         self.last_stats = ServerStats()
-        self._endpoints: list[_Endpoint] = []
+        self._pool = Pool(connect)
         self._info: ModelInfo | None = None
         self._input = self._output = ""
         self._max_batch = 1
         self._instances = 1  # model instances per server (config.pbtxt instance_group counts)
         self._monitor: asyncio.Task[None] | None = None
+        self._resolving: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._turn = 0
 
     @property
     def ready(self) -> bool:
-        return self._monitor is not None and any(e.ready for e in self._endpoints)
+        return self._monitor is not None and bool(self._pool.ready)
+
+    @property
+    def servers(self) -> dict[str, bool]:
+        """Every server the URLs name now (``host:port``), and whether it is in rotation (model ready)."""
+        return {e.url: e.ready for e in self._pool.endpoints}
 
     @property
     def concurrency(self) -> int:
-        """One batch per model instance on every server, plus one in flight on the wire, so that no instance
-        waits for the gateway's round trip (the batcher then keeps this many batches going)."""
-        return self._instances * len(self._endpoints) + 1
+        """One batch per model instance on every ready server, plus one in flight on the wire, so that no instance
+        waits for the gateway's round trip (the batcher keeps this many batches going). It changes as servers join
+        and leave."""
+        return self._instances * max(1, len(self._pool.ready)) + 1
 
     @property
     def info(self) -> ModelInfo:
@@ -108,42 +117,54 @@ class TritonBackend:
         return self._info
 
     async def start(self) -> None:
-        import tritonclient.grpc.aio as triton_aio
-
-        options = [
-            ("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", -1),
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", MAX_BACKOFF_MS),
-        ]
-        self._endpoints = [_Endpoint(u, triton_aio.InferenceServerClient(u, channel_args=options)) for u in self.urls]
         deadline = time.monotonic() + self.start_wait_s
         try:
-            while not any(e.ready for e in self._endpoints):
-                await asyncio.gather(*(self._check(e) for e in self._endpoints))
-                if any(e.ready for e in self._endpoints):
+            await self._discover()
+            resolved = time.monotonic()
+            while True:
+                await asyncio.gather(*(self._check(e) for e in self._pool.endpoints))
+                if self._pool.ready:
                     break
                 if time.monotonic() > deadline:
-                    why = "".join(f"; {e.url}: {e.failure}" for e in self._endpoints if e.failure)
+                    why = "".join(f"; {e.url}: {e.failure}" for e in self._pool.endpoints if e.failure)
                     raise Unavailable(
-                        f"no Triton server at {', '.join(self.urls)} has model {self.model!r} ready "
+                        f"no Triton server at {self._discovery.describe()} has model {self.model!r} ready "
                         f"after {self.start_wait_s:g} s{why}"
                     )
                 await asyncio.sleep(self.poll_s)
-            await self._describe(next(e for e in self._endpoints if e.ready))
+                if self._discovery.dynamic and time.monotonic() - resolved >= self.resolve_s:
+                    await self._discover()
+                    resolved = time.monotonic()
+            await self._describe(self._pool.ready[0])
         except BaseException:
-            await self._close_clients()
+            await self._pool.close()
             raise
         self._monitor = asyncio.create_task(self._watch(), name="triton-monitor")
+        if self._discovery.dynamic:
+            self._resolving = asyncio.create_task(self._follow_dns(), name="triton-discovery")
         log.info(
-            "Triton model %r ready on %d of %d servers",
-            self.model,
-            sum(e.ready for e in self._endpoints),
-            len(self._endpoints),
+            "Triton model %r ready on %d of %d servers", self.model, len(self._pool.ready), len(self._pool.endpoints)
         )
 
-    async def _describe(self, endpoint: _Endpoint) -> None:
+    async def _discover(self) -> None:
+        """Resolve the URLs and bring the rotation up to date; joins and leaves are logged."""
+        joined, left = self._pool.update(await self._discovery.servers())
+        for url in joined:
+            log.info("Triton server %s joins: in rotation once model %r is ready there", url, self.model)
+        for url in left:
+            log.info("Triton server %s left the rotation (no longer named by %s)", url, self._discovery.describe())
+        if joined:
+            self._wake.set()  # check the newcomers now rather than at the next poll
+
+    async def _follow_dns(self) -> None:
+        while True:
+            await asyncio.sleep(self.resolve_s)
+            try:
+                await self._discover()
+            except Exception:  # e.g. an address gRPC cannot take: keep following the rest
+                log.exception("Triton discovery failed; trying again in %g s", self.resolve_s)
+
+    async def _describe(self, endpoint: Endpoint) -> None:
         from service.backends.triton.repo import config_meta, tensor_spec
 
         try:
@@ -166,7 +187,7 @@ class TritonBackend:
         # `motionlift export` records its torch (model.export.model_meta): the one to pair with Triton's libtorch.
         log.info("Triton model %r at %s was exported with torch %s", self.model, endpoint.url, meta.get("torch", "?"))
 
-    async def _check(self, endpoint: _Endpoint) -> None:
+    async def _check(self, endpoint: Endpoint) -> None:
         answered = True
         try:
             ready = bool(
@@ -174,15 +195,21 @@ class TritonBackend:
             )
         except Exception:  # refused, reset, timed out: all mean "cannot serve now"
             ready = answered = False
-        if ready != endpoint.ready:
-            log.warning("Triton at %s: model %r %s", endpoint.url, self.model, "ready" if ready else "NOT ready")
+        if ready != endpoint.ready:  # in rotation (info) or out of it (warning)
+            log.log(
+                logging.INFO if ready else logging.WARNING,
+                "Triton at %s: model %r %s",
+                endpoint.url,
+                self.model,
+                "ready" if ready else "NOT ready",
+            )
         endpoint.ready = ready
         if ready or not answered:  # a server that comes back is asked again, and its failure logged again
             endpoint.failure = None
         else:
             await self._explain(endpoint)
 
-    async def _explain(self, endpoint: _Endpoint) -> None:
+    async def _explain(self, endpoint: Endpoint) -> None:
         """A server answered that the model is not ready: read why from its repository index, and log it as an
         error when the reason is new (a model that failed to load stays failed until the repository changes)."""
         try:
@@ -197,9 +224,10 @@ class TritonBackend:
     async def _watch(self) -> None:
         next_stats = 0.0
         while True:
-            was_ready = {e.url for e in self._endpoints if e.ready}
-            await asyncio.gather(*(self._check(e) for e in self._endpoints))
-            back = [e for e in self._endpoints if e.ready and e.url not in was_ready]
+            was_ready = {e.url for e in self._pool.ready}
+            await asyncio.gather(*(self._check(e) for e in self._pool.endpoints))
+            await self._pool.close_idle()
+            back = [e for e in self._pool.ready if e.url not in was_ready]
             if back:
                 # A server that comes back may have loaded a new model version: describe the model again.
                 try:
@@ -217,21 +245,13 @@ class TritonBackend:
     async def server_stats(self) -> ServerStats:
         """Triton's cumulative statistics for the model, summed over the servers that answer."""
         total = ServerStats()
-        for e in self._endpoints:
+        for e in self._pool.endpoints:
             with contextlib.suppress(Exception):
                 response = await e.client.get_inference_statistics(
                     self.model, self.version, client_timeout=self.check_timeout_s
                 )
                 total += ServerStats.from_response(response)
         return total
-
-    def _pick(self, tried: set[str]) -> _Endpoint | None:
-        candidates = [e for e in self._endpoints if e.ready and e.url not in tried]
-        if not candidates:
-            return None
-        self._turn += 1  # rotate the tie-break so idle servers share the load
-        n = len(candidates)
-        return min(candidates[self._turn % n :] + candidates[: self._turn % n], key=lambda e: e.inflight)
 
     async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
         """``Backend.infer``; ``headers`` (the W3C trace context) go to Triton as gRPC metadata of every call,
@@ -249,9 +269,10 @@ class TritonBackend:
 
         tried: set[str] = set()
         while True:
-            endpoint = self._pick(tried)
+            endpoint = self._pool.pick(tried) if len(tried) < self.attempts else None
             if endpoint is None:
-                raise Unavailable(f"no Triton server has model {self.model!r} ready", retry_after_s=1.0)
+                failed = f" (failed on {', '.join(sorted(tried))})" if tried else ""
+                raise Unavailable(f"no Triton server has model {self.model!r} ready{failed}", retry_after_s=1.0)
             x = np.ascontiguousarray(batch, dtype=np.float32)
             inp = triton_aio.InferInput(self._input, list(x.shape), "FP32")
             inp.set_data_from_numpy(x)
@@ -283,16 +304,11 @@ class TritonBackend:
                 raise BackendError(f"Triton answered shape {None if y is None else y.shape} for input {x.shape}")
             return y.astype(np.float32, copy=False)
 
-    async def _close_clients(self) -> None:
-        for e in self._endpoints:
-            e.ready = False
-            with contextlib.suppress(Exception):
-                await e.client.close()
-
     async def close(self) -> None:
-        monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            monitor.cancel()
+        tasks = [t for t in (self._monitor, self._resolving) if t is not None]
+        self._monitor = self._resolving = None
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await monitor
-        await self._close_clients()
+                await task
+        await self._pool.close()

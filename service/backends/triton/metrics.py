@@ -1,9 +1,11 @@
-"""Prometheus metrics of the Triton backend: Triton's own queue/compute split next to the gateway's round trip.
+"""Prometheus metrics of the Triton backend: Triton's own queue/compute split next to the gateway's round trip, and
+the servers in rotation.
 
 The gateway's ``motionlift_model_compute_seconds`` is the Triton round trip per batch (network, serialisation,
 Triton's queue and compute). These counters are Triton's statistics for the model (summed over servers, as last
 polled by the backend), so ``rate(queue) / rate(requests)`` and ``rate(compute) / rate(executions)`` split that
-round trip. They restart from zero with a Triton server, which Prometheus treats as a counter reset.
+round trip. They restart from zero with a Triton server, which Prometheus treats as a counter reset; a server
+that leaves the rotation takes its share out of the sums, which looks the same.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from service.backends.triton.backend import TritonBackend
 
@@ -39,6 +41,15 @@ class TritonCollector:
         compute.add_metric(["infer"], s.compute_infer_s)
         compute.add_metric(["output"], s.compute_output_s)
         yield compute
+        servers = self._backend.servers
+        yield GaugeMetricFamily(
+            "motionlift_triton_servers", "Triton servers the URLs name now (listed or resolved)", value=len(servers)
+        )
+        yield GaugeMetricFamily(
+            "motionlift_triton_servers_ready",
+            "Triton servers in rotation: the model is ready there",
+            value=sum(servers.values()),
+        )
 
     def describe(self) -> Iterator[Any]:
         return iter(())  # no fixed description: registered with auto_describe registries without a scrape

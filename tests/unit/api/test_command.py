@@ -74,3 +74,16 @@ def test_the_command_line_reaches_serve_with_its_flags() -> None:
     args = build_parser(["serve", "--port", "0"]).parse_args(["serve", "--port", "0"])
     assert args.command == "serve" and args.port == 0
     assert args.run.__module__ == "service.api.command"
+
+
+def test_a_malformed_triton_url_stops_serve_before_it_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli import main
+
+    url = "dns://8.8.8.8/triton:8001"
+    assert main(["serve", "--backend", "triton", "--triton-urls", f"a:8001,{url}", "--port", "0"]) == 2
+    assert capsys.readouterr().err == (
+        f"motionlift serve: Triton URL {url!r}: a DNS server in the URL is not supported (the system's resolver is "
+        "used): write dns:///NAME:PORT\n"
+    )
+    resolve = settings_from_args(parse("--triton-urls", "dns:///t:8001", "--triton-resolve-s", "0.5"))
+    assert (resolve.triton_urls, resolve.triton_resolve_s) == (["dns:///t:8001"], 0.5)

@@ -74,3 +74,23 @@ async def test_admission_and_requests_that_could_never_fit() -> None:
         assert all(r.tracks[0].joints3d.shape == (27, 17, 3) for r in await asyncio.gather(first, *waiting))
     finally:
         await lifter.close()
+
+
+async def test_batches_in_flight_follow_the_backends_concurrency_as_it_changes() -> None:
+    """A remote backend's servers join and leave (Triton discovery): the batcher keeps as many batches going as the
+    backend can take now, not as many as it could at start."""
+    backend = FakeBackend(window=27)
+    lifter = Lifter(backend, Settings())
+    await lifter.start()
+    try:
+        assert lifter.batcher.max_running == 1
+        backend.slots = 4  # three servers joined
+        kp = np.zeros((10, 17, 3), np.float32)
+        options = LiftOptions(format="h36m", normalization="none", flip=False, rootrel=False)
+        await lifter.lift([Track("a", kp)], options)
+        assert lifter.batcher.max_running == 4
+        backend.slots = 0  # every server left: still one batch (it fails or waits, the backend decides)
+        await lifter.lift([Track("a", kp)], options)
+        assert lifter.batcher.max_running == 1
+    finally:
+        await lifter.close()

@@ -69,6 +69,7 @@ def test_the_promised_panels_are_there_on_the_right_metrics() -> None:
     assert reads["Queue (windows waiting)"] == {"motionlift_queue_depth"}
     assert "motionlift_batch_size_bucket" in reads["Batch size"]
     assert reads["Skipped frames"] == {"motionlift_stream_frames_total"}
+    assert reads["Triton servers in rotation"] == {"motionlift_triton_servers_ready", "motionlift_triton_servers"}
 
 
 def test_the_dashboard_is_self_consistent() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from service.api.grpc.guard import OPEN_PREFIXES
 from service.api.rest.auth import OPEN
+from service.backends.triton.discovery import Target
 from tests.data import REPO
 from tests.promql import TRITON, selectors, unknown
 from tests.unit.deploy.manifests import (
@@ -142,10 +143,14 @@ def test_the_gateway_reaches_the_model_the_export_writes_through_the_headless_se
     objects = render(directory)
     triton = named(objects, "Deployment", "triton")
     gateway = env(container(named(objects, "Deployment", "motionlift-gateway"), "gateway"))
-    host, port = gateway["MOTIONLIFT_TRITON_URLS"].split(":")
-    service = named(objects, "Service", host)
+    # dns:///<service>.<namespace>.svc:<port>: resolved again and again, so Triton pods join and leave the rotation.
+    url = Target.parse(gateway["MOTIONLIFT_TRITON_URLS"])
+    assert url.dns and url.text.startswith("dns:///")
+    name, namespace, svc = url.host.split(".")
+    service = named(objects, "Service", name)
+    assert (namespace, svc) == (service["metadata"]["namespace"], "svc")
     assert service["spec"]["clusterIP"] == "None" and selects(service["spec"]["selector"], triton)
-    target = next(p["targetPort"] for p in service["spec"]["ports"] if p["port"] == int(port))
+    target = next(p["targetPort"] for p in service["spec"]["ports"] if p["port"] == url.port)
     assert target == "grpc" and "grpc" in container_ports(triton)
     # The init container writes <repository>/<model>/<version>/model.pt into the volume Triton serves.
     export, server = container(triton, "export"), container(triton, "triton")
