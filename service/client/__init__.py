@@ -11,7 +11,8 @@ from service.client.security import Security
 from service.client.streams import AsyncFrameStream, FrameStream
 from service.client.types import FrameResult, LiftAnswer, StreamStarted, Timing, TrackResult
 from service.core.frames import FrameLatency
-from service.core.options import LiftOptions, StreamOptions
+from service.core.options import LiftOptions
+from service.core.stream_options import StreamOptions
 
 __all__ = [
     "AsyncFrameStream",

@@ -24,7 +24,8 @@ from service.client.transports import (
     metadata,
 )
 from service.client.types import LiftAnswer, lift_call
-from service.core.options import LiftOptions, StreamOptions
+from service.core.options import LiftOptions
+from service.core.stream_options import StreamOptions
 
 DEFAULT_TIMEOUT_S = 60.0
 

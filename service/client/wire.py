@@ -19,8 +19,9 @@ from service.client.types import FrameResult, LiftAnswer, LiftCall, StreamStarte
 from service.core.arrays import as_array
 from service.core.backend import Array
 from service.core.frames import FrameLatency
-from service.core.options import LiftOptions, StreamOptions
+from service.core.options import LiftOptions
 from service.core.results import Timing, TrackResult
+from service.core.stream_options import StreamOptions
 
 # Option fields that travel as proto enums, with the prefix of their value names.
 ENUMS: dict[str, tuple[Any, str]] = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from service.core.options import LIFT_FIELDS, STREAM_FIELDS
+from service.core.options import LIFT_FIELDS
+from service.core.stream_options import STREAM_FIELDS
 
 FIELD_DOCS: Final[dict[str, str]] = {
     "format": "joint layout: h36m (Human3.6M-17), coco (COCO-17: RTMPose, YOLO-pose, MMPose) or halpe26 "

@@ -22,8 +22,9 @@ from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
 from service.core.batcher import Batcher, Done
 from service.core.metrics import Metrics
-from service.core.options import LiftOptions, StreamOptions
+from service.core.options import LiftOptions
 from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
+from service.core.stream_options import StreamOptions
 from service.core.streams import StreamSession
 from service.core.trace import OFF, Span, Tracer
 from service.core.tracks import Track, check_tracks

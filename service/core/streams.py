@@ -49,9 +49,9 @@ from service.core import keypoints, windows
 from service.core.backend import Array
 from service.core.frames import FrameAnswer, FrameLatency, TrackFrame, check_frames
 from service.core.metrics import Metrics
-from service.core.options import StreamPlan
 from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
+from service.core.stream_options import StreamPlan
 from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import LiftError, Overloaded
 

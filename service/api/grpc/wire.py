@@ -19,16 +19,9 @@ from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.core.backend import Array, ModelInfo
 from service.core.frames import FrameAnswer, TrackFrame
 from service.core.keypoints import JOINT_NAMES
-from service.core.options import (
-    LiftOptions,
-    StreamOptions,
-    StreamPlan,
-    parse_format,
-    parse_mode,
-    parse_normalization,
-    parse_policy,
-)
+from service.core.options import LiftOptions, parse_format, parse_mode, parse_normalization, parse_policy
 from service.core.results import LiftResult
+from service.core.stream_options import StreamOptions, StreamPlan
 from service.core.tracks import Track
 from service.errors import InvalidInput
 

@@ -13,7 +13,7 @@ import pytest
 
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
 from service.api.pb.motionlift.v1 import lift_pb2_grpc
-from service.core.options import StreamOptions
+from service.core.stream_options import StreamOptions
 from service.errors import InvalidInput
 from tests.conftest import Served
 from tests.data import walk

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from service.client import MotionLiftClient
-from service.core.options import StreamOptions
 from service.core.smoothing import savgol
+from service.core.stream_options import StreamOptions
 from service.errors import InvalidInput
 from tests.conftest import Served
 from tests.data import walk

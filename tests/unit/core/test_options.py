@@ -19,19 +19,9 @@ from service.client.types import lift_call
 from service.config import Settings
 from service.core.fields import FIELD_DOCS
 from service.core.frames import FrameLatency
-from service.core.options import (
-    CHOICES,
-    FORMATS,
-    LIFT_FIELDS,
-    MODES,
-    NORMALIZATIONS,
-    POLICIES,
-    SEQUENCE_FIELDS,
-    STREAM_FIELDS,
-    LiftOptions,
-    StreamOptions,
-)
+from service.core.options import CHOICES, FORMATS, LIFT_FIELDS, MODES, NORMALIZATIONS, POLICIES, LiftOptions
 from service.core.results import Timing
+from service.core.stream_options import SEQUENCE_FIELDS, STREAM_FIELDS, StreamOptions
 from service.errors import InvalidInput
 
 

@@ -14,8 +14,8 @@ import pytest
 from service.config import Settings
 from service.core.frames import FrameAnswer, TrackFrame
 from service.core.lifter import Lifter
-from service.core.options import StreamOptions, StreamPlan
 from service.core.smoothing import DEFAULT_BETA, DEFAULT_CUTOFF_HZ, one_euro, savgol
+from service.core.stream_options import StreamOptions, StreamPlan
 from service.core.streams import StreamSession
 from service.errors import DeadlineExceeded, InvalidInput, Overloaded
 from tests.fakes import FakeBackend

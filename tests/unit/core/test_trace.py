@@ -13,7 +13,8 @@ from service.config import Settings
 from service.core import streams
 from service.core.frames import TrackFrame
 from service.core.lifter import Lifter
-from service.core.options import LiftOptions, StreamOptions
+from service.core.options import LiftOptions
+from service.core.stream_options import StreamOptions
 from service.core.trace import NO_SPAN, OFF
 from service.core.tracks import Track
 from tests.fakes import FakeBackend
