@@ -48,7 +48,7 @@ def pull(
     try:
         sha256 = checksum.check(path, want)
     except checksum.Mismatch:
-        _discard(path, fetched_by_hub=isinstance(entry.source, Hub) and not _is_manual(entry, cache, path))
+        _discard(path, fetched_by_hub=isinstance(entry.source, Hub) and not cached)
         raise
     origin = want.origin if want.sha256 is not None else f"{checksum.FIRST_USE}: no published value, recorded now"
     model = cache.model(entry.name)
@@ -69,10 +69,6 @@ def _local_or_fetched(entry: Entry, cache: Cache, hosts: Hosts, hf_cache: Path |
     if isinstance(entry.source, Hub):
         return hub.download(entry.source, hosts.hf_endpoint, hf_cache)
     return fetch.download(hosts.url(entry.source), manual, progress=progress)
-
-
-def _is_manual(entry: Entry, cache: Cache, path: Path) -> bool:
-    return path == cache.download(entry.name, entry.source.file_name)
 
 
 def _discard(path: Path, *, fetched_by_hub: bool) -> None:
