@@ -23,6 +23,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("service.api.command", "serve REST and gRPC on the model (settings: flags or MOTIONLIFT_*)"),
     "keys": Command("service.api.keys", "API keys of `serve --api-keys`: create NAME, revoke NAME, list"),
     "export": Command("service.model.command", "write a DSTformer as TorchScript, with its Triton config"),
+    "pull": Command("service.model.zoo.command", "official weights by name: download, check, export, register"),
     "lift": Command("service.client.command", "lift a keypoint file (ours, MMPose/RTMPose, AlphaPose) over REST/gRPC"),
     "render": Command("service.client.render_command", "lift a keypoint file and draw 2D beside 3D into an MP4/GIF"),
     "bench": Command("service.bench.command", "benchmarks: model, load, stream, soak, overload, bigbody, ..."),

@@ -23,7 +23,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to bind REST and gRPC")
     port: int = Field(8000, ge=0, le=65535, description="REST port (0 = any free port)")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = any free port)")
-    model: Path = Field(DEFAULT_MODEL, description="TorchScript model file written by `motionlift export`")
+    model: Path = Field(
+        DEFAULT_MODEL,
+        description="TorchScript model file written by `motionlift export`, or a name fetched by `motionlift pull`",
+    )
+    # Where names given to `model` are looked up (service/model/zoo/registry.py; README "Official weights").
+    cache_dir: Path | None = Field(
+        None, description="cache of `motionlift pull` (its registry of names); unset = $XDG_CACHE_HOME/motionlift"
+    )
     # auto = the first GPU when torch sees one, else the CPU (service/backends/torchscript/runner.py).
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (GPU if torch sees one), cpu, cuda or cuda:N"

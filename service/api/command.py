@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import ssl
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,9 +65,21 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Environment first, then every flag that was given on the command line."""
+    """Environment first, then every flag that was given on the command line; a ``model`` that names a model
+    pulled by ``motionlift pull`` becomes its file. Raises ``ValueError`` for a name known but not pulled yet."""
     overrides = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
-    return Settings(**overrides)
+    return named_model(Settings(**overrides), os.environ)
+
+
+def named_model(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """``settings`` with ``model`` resolved: a file stays as it is, a pulled name becomes its exported file
+    (``service/model/zoo/registry.py``)."""
+    from service.model.zoo.catalogue import CATALOGUE
+    from service.model.zoo.registry import Cache, cache_root, resolve_model
+
+    cache = Cache(cache_root(settings.cache_dir, environ))
+    model = resolve_model(settings.model, cache, CATALOGUE)
+    return settings if model == settings.model else settings.model_copy(update={"model": model})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()  # before any thread starts (service/backends/torchscript/heap.py says why)
     wait_passively()  # before torch is imported (service/backends/torchscript/threads.py says why)
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:  # a pydantic ValidationError too: say it as the other mistakes are said
+        print(f"motionlift serve: {exc}", file=sys.stderr)
+        return 2
     try:
         tracer = make_tracer(Tracing())
     except ValidationError as exc:

@@ -76,41 +76,70 @@ def _check_format(args: argparse.Namespace, out: Path) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    from service.model.checkpoint import build_model
-    from service.model.configs import resolve_config
-    from service.model.export import model_meta
-    from service.model.trained import resolve_export_config
-
     out: Path = args.out or (DEFAULT_ONNX_MODEL if args.format == "onnx" else DEFAULT_MODEL)
     problem = _check_format(args, out)
     if problem is not None:
         print(f"motionlift export: {problem}", file=sys.stderr)
         return 2
     try:
-        # A trained model's description (e.g. service/model/weights/default.json) also gives its window.
-        trained_spec = resolve_export_config(args.config)
-        name, hparams, spec_window = trained_spec or (*resolve_config(args.config), None)
-        model = build_model(hparams, checkpoint=args.checkpoint, seed=args.seed)
+        meta = export_model(
+            args.config,
+            args.checkpoint,
+            out,
+            seed=args.seed,
+            window=args.window,
+            card=args.card,
+            precision=args.precision,
+            model_format=args.format,
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"motionlift export: {exc}", file=sys.stderr)
         return 2
-    maxlen = int(hparams.get("maxlen", 243))
-    window = args.window or spec_window or maxlen
-    if not 1 <= window <= maxlen:
-        print(f"motionlift export: --window must be in [1, {maxlen}], got {window}", file=sys.stderr)
-        return 2
-    trained = args.checkpoint is not None
-    weights = Path(args.checkpoint).name if trained else f"random initialisation, seed {args.seed}"
-    meta: dict[str, Any] = model_meta(
-        name, hparams, model, window=window, trained=trained, weights=weights, card=args.card
-    )
-    meta["precision"] = args.precision
-    _write(model, meta, args.format, out)
-    log.info("wrote %s (%s): %s, %d parameters, window %d, %s, weights: %s",
-             out, args.format, name, meta["params"], window, args.precision, weights)  # fmt: skip
-    if not trained:
+    log.info("wrote %s (%s): %s, %d parameters, window %d, %s, weights: %s", out, args.format,
+             meta["config"], meta["params"], meta["window"], args.precision, meta["weights"])  # fmt: skip
+    if not meta["trained"]:
         log.warning("these are RANDOM weights: the model runs, but its 3D output is not a real pose")
     return 0
+
+
+def export_model(
+    config: str,
+    checkpoint: str | Path | None,
+    out: Path,
+    *,
+    seed: int = 0,
+    window: int | None = None,
+    card: str | None = None,
+    weights: str | None = None,
+    precision: str = "fp32",
+    model_format: str = "torchscript",
+) -> dict[str, Any]:
+    """Build the DSTformer of ``config`` (a name, a hyperparameter file or a trained model's description) with the
+    weights of ``checkpoint`` (official, MMPose, bare or safetensors; None = seeded random weights) and write it to
+    ``out`` in ``model_format``; return its metadata. ``weights`` describes the weights in the metadata (default:
+    the checkpoint's file name). Raises ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` for an
+    unknown config, an unreadable checkpoint, weights that do not fit the config, or a window outside
+    ``[1, maxlen]``; nothing is written then."""
+    from service.model.checkpoint import build_model
+    from service.model.configs import resolve_config
+    from service.model.export import model_meta
+    from service.model.trained import resolve_export_config
+
+    # A trained model's description (e.g. service/model/weights/default.json) also gives its window.
+    trained_spec = resolve_export_config(config)
+    name, hparams, spec_window = trained_spec or (*resolve_config(config), None)
+    model = build_model(hparams, checkpoint=checkpoint, seed=seed)
+    maxlen = int(hparams.get("maxlen", 243))
+    window = window or spec_window or maxlen
+    if not 1 <= window <= maxlen:
+        raise ValueError(f"--window must be in [1, {maxlen}], got {window}")
+    trained = checkpoint is not None
+    if weights is None:
+        weights = Path(checkpoint).name if checkpoint is not None else f"random initialisation, seed {seed}"
+    meta: dict[str, Any] = model_meta(name, hparams, model, window=window, trained=trained, weights=weights, card=card)
+    meta["precision"] = precision
+    _write(model, meta, model_format, out)
+    return meta
 
 
 def _write(model: Any, meta: dict[str, Any], model_format: str, out: Path) -> None:
