@@ -40,7 +40,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +51,7 @@ from service.core.metrics import Metrics
 from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
 from service.core.stream_options import StreamPlan
+from service.core.stream_state import Answered, End, Frame, Job, TrackState
 from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import LiftError, Overloaded
 
@@ -59,61 +59,6 @@ ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers
 MAX_WAITING = 2  # policy all: windows waiting per track before the sender is slowed down
 RETRY_S = 0.02  # policy all: how soon a window the full queue refused is offered again
 TRACED_WINDOWS = 100  # windows with a span in a stream's trace; later ones run untraced
-
-
-@dataclass(frozen=True)
-class _Frame:
-    number: int  # the track's own count: 0, 1, 2, ...
-    index: int
-    timestamp_s: float | None
-    arrival: float
-
-
-@dataclass
-class _Job:
-    window: Array  # [L, 17, 3], a copy of the ring when it became due
-    first: int  # frame number of the window's first row
-    answer: list[_Frame]  # the frames it answers
-    due: float
-    skipped: int = 0  # frames just before its first that will never be answered
-
-
-@dataclass(frozen=True)
-class _Answered:
-    """A frame's answer before smoothing: what its ``FrameAnswer`` says besides the joints."""
-
-    frame: _Frame
-    lookahead: int
-    window_frames: int
-    lookahead_ms: float
-    queue_ms: float
-    inference_ms: float
-    batch_size: int
-    skipped: int
-    skipped_total: int
-    ready: float  # when the model's answer was there (the smoother may hold it back)
-
-
-@dataclass
-class _Track:
-    id: str
-    ring: deque[Array]
-    frames: deque[_Frame]
-    smoother: Smoother[_Answered]
-    count: int = 0  # frames received
-    scheduled: int = 0  # frames before this one are answered, being answered, or skipped
-    last_index: int | None = None
-    last_seen: float = 0.0
-    waiting: deque[_Job] = field(default_factory=deque)  # due windows, oldest first (latest: at most one)
-    worker: asyncio.Task[None] | None = None
-    unreported: int = 0  # skipped frames that the next window to be scheduled reports
-    skipped_total: int = 0  # skipped frames reported so far
-    ending: bool = False  # retired: after its last window, the smoother releases what it holds
-
-
-@dataclass(frozen=True)
-class _End:
-    error: LiftError | None = None
 
 
 class Infer(Protocol):
@@ -157,9 +102,9 @@ class StreamSession:
         self._on_close = on_close  # (frames received, outcome): the caller's stream slot ends, the audit line
         self._received = 0
         self._outcome = "ok"
-        self._tracks: dict[str, _Track] = {}
+        self._tracks: dict[str, TrackState] = {}
         self._workers: set[asyncio.Task[None]] = set()
-        self._queue: asyncio.Queue[FrameAnswer | _End] = asyncio.Queue(ANSWER_QUEUE)
+        self._queue: asyncio.Queue[FrameAnswer | End] = asyncio.Queue(ANSWER_QUEUE)
         self._reaper: asyncio.TimerHandle | None = None
         self._room = asyncio.Event()  # policy all: set while no track has MAX_WAITING windows waiting
         self._room.set()
@@ -189,13 +134,15 @@ class StreamSession:
             track = self._tracks.get(frame.track_id)
             if track is None:
                 window = self.plan.window
-                track = _Track(frame.track_id, deque(maxlen=window), deque(maxlen=window), Smoother(self.plan.options))
+                track = TrackState(
+                    frame.track_id, deque(maxlen=window), deque(maxlen=window), Smoother(self.plan.options)
+                )
                 self._tracks[frame.track_id] = track
             index = frame.frame_index
             if index is None:  # the previous one + 1
                 index = 0 if track.last_index is None else track.last_index + 1
             track.ring.append(pose)
-            track.frames.append(_Frame(track.count, index, frame.timestamp_s, now))
+            track.frames.append(Frame(track.count, index, frame.timestamp_s, now))
             track.count += 1
             track.last_index = index
             track.last_seen = now
@@ -227,12 +174,12 @@ class StreamSession:
             self._retire(track, self._clock())
         while self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)
-        await self._end(_End())
+        await self._end(End())
 
     async def fail(self, error: LiftError) -> None:
         """End the stream with ``error`` (e.g. a bad frame): ``answers()`` raises it after the queued answers."""
         self._outcome = error.code
-        await self._end(_End(error))
+        await self._end(End(error))
 
     async def close(self) -> None:
         """Drop everything (the client went away or the stream failed): no more answers. Idempotent."""
@@ -250,12 +197,12 @@ class StreamSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _schedule(self, track: _Track, end: int, now: float) -> None:
+    def _schedule(self, track: TrackState, end: int, now: float) -> None:
         """Make the window ending at the track's newest frame answer frames ``[scheduled, end)``."""
         first = track.count - len(track.ring)
         answer = [f for f in track.frames if track.scheduled <= f.number < end]
         track.scheduled = end
-        job = _Job(np.stack(track.ring), first, answer, now, skipped=track.unreported)
+        job = Job(np.stack(track.ring), first, answer, now, skipped=track.unreported)
         track.unreported = 0
         if track.waiting and self.plan.policy == "latest":  # latest frame wins: the waiting window is stale
             stale = track.waiting.popleft()
@@ -266,13 +213,13 @@ class StreamSession:
             self._room.clear()
         self._start(track)
 
-    def _start(self, track: _Track) -> None:
+    def _start(self, track: TrackState) -> None:
         if track.worker is None:
             track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
             self._workers.add(track.worker)
             track.worker.add_done_callback(self._workers.discard)
 
-    def _skip(self, track: _Track, job: _Job) -> None:
+    def _skip(self, track: TrackState, job: Job) -> None:
         """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
         self._metrics.stream_frames.labels("skipped").inc(len(job.answer))
         carried = job.skipped + len(job.answer)
@@ -281,7 +228,7 @@ class StreamSession:
         else:
             track.unreported += carried
 
-    async def _work(self, track: _Track) -> None:
+    async def _work(self, track: TrackState) -> None:
         try:
             while track.waiting and not self._stopped:
                 job = track.waiting.popleft()
@@ -298,7 +245,7 @@ class StreamSession:
         finally:
             track.worker = None
 
-    async def _run(self, track: _Track, job: _Job) -> None:
+    async def _run(self, track: TrackState, job: Job) -> None:
         options, started = self.plan.options, self._clock()
         while True:
             try:
@@ -310,7 +257,7 @@ class StreamSession:
                     return
                 await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
             except LiftError as exc:
-                await self._end(_End(exc))
+                await self._end(End(exc))
                 return
         length = len(job.window)
         # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own.
@@ -319,7 +266,7 @@ class StreamSession:
         ready = self._clock()
         for i, frame in enumerate(job.answer):
             row = frame.number - job.first
-            answered = _Answered(
+            answered = Answered(
                 frame=frame,
                 lookahead=length - 1 - row,
                 window_frames=length,
@@ -334,7 +281,7 @@ class StreamSession:
             for held in track.smoother.feed(frame.number, joints[row], answered):
                 await self._answer(track, held)
 
-    async def _answer(self, track: _Track, held: Held[_Answered]) -> None:
+    async def _answer(self, track: TrackState, held: Held[Answered]) -> None:
         """Queue the answer of one frame, in pixels too when the stream answers them."""
         options, a, now = self.plan.options, held.payload, self._clock()
         pixels = None
@@ -373,7 +320,7 @@ class StreamSession:
         if all(len(t.waiting) < MAX_WAITING for t in self._tracks.values()):
             self._room.set()
 
-    async def _end(self, end: _End) -> None:
+    async def _end(self, end: End) -> None:
         if self._stopped:
             return
         if end.error is not None:  # stop producing; the answers already queued go out first
@@ -384,7 +331,7 @@ class StreamSession:
                     task.cancel()
         await self._queue.put(end)
 
-    def _retire(self, track: _Track, now: float) -> None:
+    def _retire(self, track: TrackState, now: float) -> None:
         """Answer the track's unanswered frames from a window ending at its last frame, and forget it."""
         track.ending = True
         if track.scheduled < track.count:

@@ -1,0 +1,67 @@
+"""The state a stream session keeps (``service.core.streams``): per track, its ring of frames, its due windows
+and its smoother; per window, the frames it answers; per answered frame, what its ``FrameAnswer`` says."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from service.core.backend import Array
+from service.core.smoother import Smoother
+from service.errors import LiftError
+
+
+@dataclass(frozen=True)
+class Frame:
+    number: int  # the track's own count: 0, 1, 2, ...
+    index: int
+    timestamp_s: float | None
+    arrival: float
+
+
+@dataclass
+class Job:
+    window: Array  # [L, 17, 3], a copy of the ring when it became due
+    first: int  # frame number of the window's first row
+    answer: list[Frame]  # the frames it answers
+    due: float
+    skipped: int = 0  # frames just before its first that will never be answered
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A frame's answer before smoothing: what its ``FrameAnswer`` says besides the joints."""
+
+    frame: Frame
+    lookahead: int
+    window_frames: int
+    lookahead_ms: float
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+    skipped: int
+    skipped_total: int
+    ready: float  # when the model's answer was there (the smoother may hold it back)
+
+
+@dataclass
+class TrackState:
+    id: str
+    ring: deque[Array]
+    frames: deque[Frame]
+    smoother: Smoother[Answered]
+    count: int = 0  # frames received
+    scheduled: int = 0  # frames before this one are answered, being answered, or skipped
+    last_index: int | None = None
+    last_seen: float = 0.0
+    waiting: deque[Job] = field(default_factory=deque)  # due windows, oldest first (latest: at most one)
+    worker: asyncio.Task[None] | None = None
+    unreported: int = 0  # skipped frames that the next window to be scheduled reports
+    skipped_total: int = 0  # skipped frames reported so far
+    ending: bool = False  # retired: after its last window, the smoother releases what it holds
+
+
+@dataclass(frozen=True)
+class End:
+    error: LiftError | None = None
