@@ -30,9 +30,11 @@ from service.core.stream_options import StreamOptions
 DEFAULT_TIMEOUT_S = 60.0
 
 
-def _one_target(url: str | None, grpc: str | None) -> None:
+def _security(url: str | None, grpc: str | None, tls: Security, api_key: str | None) -> Security:
+    """Both clients' constructor checks: exactly one target; the key given, else ``$MOTIONLIFT_API_KEY``."""
     if (url is None) == (grpc is None):
         raise ValueError("give exactly one of url (REST, http://host:port) or grpc (host:port)")
+    return replace(tls, api_key=api_key).with_env() if api_key else tls.with_env()
 
 
 class MotionLiftClient:
@@ -53,8 +55,7 @@ class MotionLiftClient:
         api_key: str | None = None,
         tls: Security = PLAIN,
     ):
-        _one_target(url, grpc)
-        self.security = replace(tls, api_key=api_key).with_env() if api_key else tls.with_env()
+        self.security = _security(url, grpc, tls, api_key)
         self._grpc = None if grpc is None else GrpcTransport(grpc, timeout_s=timeout_s, security=self.security)
         self._transport = self._grpc or RestTransport(str(url), timeout_s=timeout_s, security=self.security)
         self.timeout_s = timeout_s
@@ -126,8 +127,7 @@ class AsyncMotionLiftClient:
         api_key: str | None = None,
         tls: Security = PLAIN,
     ):
-        _one_target(url, grpc)
-        self.security = replace(tls, api_key=api_key).with_env() if api_key else tls.with_env()
+        self.security = _security(url, grpc, tls, api_key)
         self._grpc = None if grpc is None else AsyncGrpcTransport(grpc, timeout_s=timeout_s, security=self.security)
         self._transport = self._grpc or AsyncRestTransport(str(url), timeout_s=timeout_s, security=self.security)
         self.timeout_s = timeout_s
