@@ -47,10 +47,8 @@ class Smoother(Generic[P]):
         self._kind = options.smoothing or "none"
         self._window = options.smoothing_window or smoothing.DEFAULT_WINDOW
         self._period = 1.0 / (options.fps or smoothing.DEFAULT_FPS)
-        self._filter = smoothing.OneEuro(
-            cutoff=smoothing.DEFAULT_CUTOFF_HZ if options.smoothing_cutoff is None else options.smoothing_cutoff,
-            beta=smoothing.DEFAULT_BETA if options.smoothing_beta is None else options.smoothing_beta,
-        )
+        cutoff, beta = smoothing.one_euro_settings(options)
+        self._filter = smoothing.OneEuro(cutoff=cutoff, beta=beta)
         # savgol: the segment's last `window` rows, how many it has had, how many were released
         self._rows: deque[tuple[Array, P]] = deque(maxlen=self._window)
         self._count = 0
@@ -59,27 +57,24 @@ class Smoother(Generic[P]):
 
     def feed(self, number: int, joints: Array, payload: P) -> list[Held[P]]:
         """The track's answer for its frame ``number`` (increasing); the frames that can be released now."""
-        gap = self._last is not None and number != self._last + 1
-        steps = 1 if self._last is None else number - self._last
-        self._last = number
+        last, self._last = self._last, number
         if self._kind == "one-euro":
-            return [Held(self._one_euro(joints, steps), payload)]
+            step = self._period * (1 if last is None else number - last)
+            return [Held(self._filter.step(joints.astype(np.float64), step).astype(np.float32), payload)]
         if self._kind != "savgol":
             return [Held(joints, payload)]
-        out = self.flush() if gap else []
+        out = self.flush() if last is not None and number != last + 1 else []  # a gap ends the segment
         self._last = number
         self._rows.append((joints, payload))
         self._count += 1
         half = self._window // 2
         if self._count < self._window:
             return out
-        if self._released == 0:  # the first full window: its first half + 1 frames, fitted on it
-            fitted = smoothing.savgol(self._stack(), self._window)
-            self._released = half + 1
-            return out + [Held(fitted[i], self._rows[i][1]) for i in range(half + 1)]
-        fitted = smoothing.savgol(self._stack(), self._window)
-        self._released += 1
-        return [*out, Held(fitted[half], self._rows[half][1])]
+        # The first full window releases its first half + 1 frames, fitted on it; later ones their centre frame.
+        fitted = smoothing.savgol(np.stack([r[0] for r in self._rows]), self._window)
+        first = 0 if self._released == 0 else half
+        self._released = self._count - half
+        return [*out, *(Held(fitted[i], self._rows[i][1]) for i in range(first, half + 1))]
 
     @property
     def holding(self) -> bool:
@@ -98,10 +93,3 @@ class Smoother(Generic[P]):
         fitted = smoothing.savgol(np.stack([r[0] for r in rows]), self._window)
         first = len(rows) - (count - released)
         return [Held(fitted[i], rows[i][1]) for i in range(first, len(rows))]
-
-    def _stack(self) -> Array:
-        return np.stack([r[0] for r in self._rows])
-
-    def _one_euro(self, joints: Array, steps: int) -> Array:
-        out: Array = self._filter.step(joints.astype(np.float64), self._period * steps).astype(np.float32)
-        return out

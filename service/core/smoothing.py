@@ -39,12 +39,14 @@ def smooth(joints: Array, options: LiftOptions) -> Array:
         return joints
     if kind == "savgol":
         return savgol(joints, options.smoothing_window or DEFAULT_WINDOW)
-    return one_euro(
-        joints,
-        fps=options.fps or DEFAULT_FPS,
-        cutoff=options.smoothing_cutoff if options.smoothing_cutoff is not None else DEFAULT_CUTOFF_HZ,
-        beta=options.smoothing_beta if options.smoothing_beta is not None else DEFAULT_BETA,
-    )
+    cutoff, beta = one_euro_settings(options)
+    return one_euro(joints, fps=options.fps or DEFAULT_FPS, cutoff=cutoff, beta=beta)
+
+
+def one_euro_settings(options: LiftOptions) -> tuple[float, float]:
+    """``(cutoff, beta)`` of the 1€ filter, the defaults filled in."""
+    cutoff = options.smoothing_cutoff if options.smoothing_cutoff is not None else DEFAULT_CUTOFF_HZ
+    return cutoff, options.smoothing_beta if options.smoothing_beta is not None else DEFAULT_BETA
 
 
 def savgol(joints: Array, window: int) -> Array:
