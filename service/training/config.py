@@ -35,6 +35,7 @@ class TrainConfig:
     heldout_windows: int = 32
     crop_fraction: float = 0.3
     clean_fraction: float = 0.2
+    cameras: str = "standard"  # a name of synth.CAMERAS: the ranges training cameras are drawn from
     hdm05_share: float = 0.5
     threads: int = 0
     fp16: bool = False

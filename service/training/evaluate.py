@@ -53,14 +53,17 @@ class Case:
     view: synth.View
 
 
-def cases(sequences: list[Sequence], seed: int, condition: str, mode: str = "pixel") -> list[Case]:
-    """The held-out views: camera and noise seeded per sequence (index), identical for every model."""
+def cases(
+    sequences: list[Sequence], seed: int, condition: str, mode: str = "pixel", cameras: str = "standard"
+) -> list[Case]:
+    """The held-out views: camera (from ``synth.CAMERAS[cameras]``) and noise seeded per sequence (index),
+    identical for every model."""
     out = []
     for i, seq in enumerate(sequences):
         world = subsample(seq)
         cam_rng = np.random.default_rng([seed, i])
         noise_rng = np.random.default_rng([seed, i, 1 + list(CONDITIONS).index(condition)])
-        camera = synth.random_camera(cam_rng, world)
+        camera = synth.random_camera(cam_rng, world, synth.CAMERAS[cameras])
         out.append(Case(seq, synth.view(noise_rng, world, camera, CONDITIONS[condition], mode)))
     return out
 
@@ -89,26 +92,45 @@ def _summary(parts: list[dict[str, F64]]) -> dict[str, float]:
 
 
 def evaluate_model(
-    model: nn.Module, window: int, data: str, *, seed: int = 0, flip: bool = True, modes: tuple[str, ...] = ("pixel",)
+    model: nn.Module,
+    window: int,
+    data: str,
+    *,
+    seed: int = 0,
+    flip: bool = True,
+    modes: tuple[str, ...] = ("pixel",),
+    cameras: tuple[str, ...] = ("standard",),
 ) -> dict[str, Any]:
-    """Errors of ``model`` on the held-out split of ``data``.
+    """Errors of ``model`` on the held-out split of ``data``, seen by cameras from each of ``cameras`` (names
+    of ``synth.CAMERAS``).
 
-    Returns ``{"<mode>/<condition>": {"all": {...}, "actions": {action: {...}}}}`` with, per group, the
-    frame-weighted ``mpjpe``, ``p_mpjpe``, ``accel`` (mm, mm/frame^2), ``metric_mm``, ``floor_mm`` and
-    ``frames``. Raises ``FileNotFoundError`` / ``ValueError`` for missing data.
+    Returns ``{"<mode>/<condition>[/<cameras>]": {"all": {...}, "actions": {action: {...}}}}`` (the camera
+    set named unless standard) with, per group, the frame-weighted ``mpjpe``, ``p_mpjpe``, ``accel`` (mm,
+    mm/frame^2), ``metric_mm``, ``floor_mm`` and ``frames``. Raises ``FileNotFoundError`` / ``ValueError``
+    for missing data and ``ValueError`` for an unknown camera set.
     """
+    unknown = [c for c in cameras if c not in synth.CAMERAS]
+    if unknown:
+        raise ValueError(f"unknown cameras {', '.join(unknown)}: use {', '.join(synth.CAMERAS)}")
     sequences = load_mocap(data, "test")
     report: dict[str, Any] = {}
-    for mode in modes:
-        for condition in CONDITIONS:
-            per_action: dict[str, list[dict[str, F64]]] = defaultdict(list)
-            for case in cases(sequences, seed, condition, mode):
-                per_action[case.seq.action].append(score(lift(model, case.view.inputs, window, flip=flip), case))
-            report[f"{mode}/{condition}"] = {
-                "all": _summary([p for parts in per_action.values() for p in parts]),
-                "actions": {a: _summary(parts) for a, parts in sorted(per_action.items())},
-            }
+    for camera_set in cameras:
+        for mode in modes:
+            for condition in CONDITIONS:
+                key = f"{mode}/{condition}" + ("" if camera_set == "standard" else f"/{camera_set}")
+                report[key] = _errors(model, window, cases(sequences, seed, condition, mode, camera_set), flip)
     return report
+
+
+def _errors(model: nn.Module, window: int, views: list[Case], flip: bool) -> dict[str, Any]:
+    """Per action and overall errors of ``model`` on ``views``."""
+    per_action: dict[str, list[dict[str, F64]]] = defaultdict(list)
+    for case in views:
+        per_action[case.seq.action].append(score(lift(model, case.view.inputs, window, flip=flip), case))
+    return {
+        "all": _summary([p for parts in per_action.values() for p in parts]),
+        "actions": {a: _summary(parts) for a, parts in sorted(per_action.items())},
+    }
 
 
 def markdown(reports: dict[str, dict[str, Any]], key: str = "pixel/clean", per_action: bool = True) -> str:

@@ -18,6 +18,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--weights", action="append", required=True, help="NAME.safetensors with NAME.json (repeatable)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the held-out cameras and noise")
     ev.add_argument("--modes", default="pixel", help="normalisations to test, comma-separated: pixel,crop")
+    ev.add_argument("--cameras", default="standard",
+                    help="held-out camera sets, comma-separated: standard,varied,unseen")  # fmt: skip
     ev.add_argument("--no-flip", dest="flip", action="store_false", help="without flip test-time augmentation")
     ev.add_argument("--speed", action="store_true", help="also measure FLOPs and latency (DSTformer only)")
     ev.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads) if args.threads > 0 else None
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
     reports: dict[str, dict[str, Any]] = {}
     full: dict[str, Any] = {}
     try:
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     flip=args.flip,
                     modes=modes,
+                    cameras=cameras,
                 )
                 full[label] = {"spec": spec, "precision": precision, "report": reports[label]}
             if args.speed and spec["arch"] == "dstformer":
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for key in reports[next(iter(reports))]:
         print(f"\n### {key} 2D (MPJPE / P-MPJPE mm, accel mm/frame^2)\n")
-        print(markdown(reports, key, per_action=key.startswith("pixel")))
+        print(markdown(reports, key, per_action=key.startswith("pixel") and key.count("/") == 1))
     for label, entry in full.items():
         for row in entry.get("speed", []):
             print(f"\n{label}: {json.dumps(row)}")

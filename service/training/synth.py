@@ -9,9 +9,11 @@ frame in the same scale, converted to pixels with the per-frame 2.5D factor ``Z_
 pixel at the subject's depth). Multiplying a normalised output by ``mm_per_unit`` gives millimetres, as
 MotionBERT's evaluation multiplies de-normalised pixels by ``2.5d_factor``.
 
-Camera ranges (why): image sizes of phones, webcams and Human3.6M; focal lengths from wide action cameras to
-short tele (focal / half the short side in 1.3..4.5; Human3.6M is ~2.3); the subject fills 25-85% of the short
-side, anywhere near the centre; yaw all round, elevation from slightly below to well above.
+Camera ranges (why; ``CAMERAS``): image sizes of phones, webcams and Human3.6M; focal lengths from wide action
+cameras to short tele (focal / half the short side in 1.3..4.5; Human3.6M is ~2.3); the subject fills 25-85% of
+the short side, anywhere near the centre; yaw all round, elevation from slightly below to well above
+("standard"). "varied" widens every range and rolls the camera (a phone held askew); "unseen" lies outside
+"varied" on every axis (wider lens, higher camera, more roll), to measure what cameras never trained on cost.
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ class Camera:
     rotation: F64
     centre: F64
     shift: F64
+
+
+@dataclass(frozen=True)
+class CameraRanges:
+    """What a random camera is drawn from: ``focal`` = focal length / half the image's short side
+    (log-uniform), ``elevation`` in degrees (uniform), ``roll`` = |roll about the optical axis| in degrees
+    (uniform, either sign), ``size`` = the body's height / half the short side (uniform)."""
+
+    focal: tuple[float, float] = (1.3, 4.5)
+    elevation: tuple[float, float] = (-5.0, 35.0)
+    roll: tuple[float, float] = (0.0, 0.0)
+    size: tuple[float, float] = (0.5, 1.7)
+
+
+CAMERAS: dict[str, CameraRanges] = {
+    "standard": CameraRanges(),
+    "varied": CameraRanges(focal=(1.1, 5.5), elevation=(-10.0, 45.0), roll=(0.0, 15.0), size=(0.4, 1.8)),
+    "unseen": CameraRanges(focal=(0.85, 1.1), elevation=(45.0, 60.0), roll=(15.0, 25.0)),
+}
 
 
 @dataclass(frozen=True)
@@ -99,14 +120,16 @@ def augment(rng: np.random.Generator, joints: F64, bone_sigma: float = 0.06, mir
     return out
 
 
-def random_camera(rng: np.random.Generator, joints: F64) -> Camera:
-    """A camera that sees the window ``joints`` ``[T, 17, 3]`` (world mm, Y up); every joint in front of it."""
+def random_camera(rng: np.random.Generator, joints: F64, ranges: CameraRanges = CAMERAS["standard"]) -> Camera:
+    """A camera drawn from ``ranges`` that sees the window ``joints`` ``[T, 17, 3]`` (world mm, Y up); every
+    joint in front of it. Without roll the draws are those of the first model's training and evaluation, so
+    the standard held-out cameras stay the same."""
     width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
     half = min(width, height) / 2.0
-    focal = math.exp(rng.uniform(math.log(1.3), math.log(4.5))) * half
-    size = rng.uniform(0.5, 1.7)  # the body's height in units of half the short side
+    focal = math.exp(rng.uniform(math.log(ranges.focal[0]), math.log(ranges.focal[1]))) * half
+    size = rng.uniform(*ranges.size)  # the body's height in units of half the short side
     distance = float(np.clip(BODY_MM * (focal / half) / size, 1500.0, 20000.0))
-    yaw, elev = rng.uniform(0.0, 2.0 * math.pi), math.radians(rng.uniform(-5.0, 35.0))
+    yaw, elev = rng.uniform(0.0, 2.0 * math.pi), math.radians(rng.uniform(*ranges.elevation))
     forward = np.array([math.cos(elev) * math.sin(yaw), -math.sin(elev), math.cos(elev) * math.cos(yaw)])
     right = np.cross([0.0, -1.0, 0.0], forward)
     right /= np.linalg.norm(right)
@@ -122,6 +145,10 @@ def random_camera(rng: np.random.Generator, joints: F64) -> Camera:
         shift[2] = MIN_DEPTH_MM - depth
     cx = width / 2.0 + rng.uniform(-0.02, 0.02) * width
     cy = height / 2.0 + rng.uniform(-0.02, 0.02) * height
+    if ranges.roll[1] > 0.0:  # about the optical axis: depths (the z row) and so the step back above stay valid
+        angle = math.radians(rng.uniform(*ranges.roll)) * (1.0 if rng.random() < 0.5 else -1.0)
+        c, s = math.cos(angle), math.sin(angle)
+        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ rotation
     return Camera(width, height, focal, cx, cy, rotation, centre, shift)
 
 
@@ -219,15 +246,20 @@ def random_noise(rng: np.random.Generator, clean_fraction: float = 0.2) -> Noise
 
 
 def training_views(
-    rng: np.random.Generator, windows: F64, crop_fraction: float = 0.3, clean_fraction: float = 0.2
+    rng: np.random.Generator,
+    windows: F64,
+    crop_fraction: float = 0.3,
+    clean_fraction: float = 0.2,
+    cameras: CameraRanges = CAMERAS["standard"],
 ) -> tuple[F32, F32, F32]:
-    """A training batch from world windows ``[B, T, 17, 3]``: augmented, random camera, random noise, pixel
-    or (``crop_fraction`` of the time) crop normalisation. Returns ``(inputs, target, mm_per_unit)``."""
+    """A training batch from world windows ``[B, T, 17, 3]``: augmented, a random camera from ``cameras``,
+    random noise, pixel or (``crop_fraction`` of the time) crop normalisation. Returns
+    ``(inputs, target, mm_per_unit)``."""
     views = []
     for joints in windows:
         joints = augment(rng, joints)
         mode = "crop" if rng.random() < crop_fraction else "pixel"
-        camera = random_camera(rng, joints)
+        camera = random_camera(rng, joints, cameras)
         try:
             views.append(view(rng, joints, camera, random_noise(rng, clean_fraction), mode))
         except ValueError:  # almost every joint missing: the service would refuse crop mode; use pixel

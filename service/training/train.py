@@ -99,6 +99,9 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, hp: dict[str, Any]) -> None:
         self.cfg = cfg
+        if cfg.cameras not in synth.CAMERAS:
+            raise ValueError(f"unknown cameras {cfg.cameras!r}: use one of {', '.join(synth.CAMERAS)}")
+        self.cameras = synth.CAMERAS[cfg.cameras]
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         train_seqs = load_mocap(cfg.data, "train")
@@ -140,7 +143,7 @@ class _Run:
         frames = window_length(rng, cfg.window)
         batch = max(cfg.batch, min(4 * cfg.batch, cfg.batch * cfg.window // frames))
         inputs, target, mm = synth.training_views(
-            rng, self.sampler.sample(rng, batch, frames), cfg.crop_fraction, cfg.clean_fraction
+            rng, self.sampler.sample(rng, batch, frames), cfg.crop_fraction, cfg.clean_fraction, self.cameras
         )
         lr = learning_rate(cfg, step, clock.seconds())
         for group in self.opt.param_groups:

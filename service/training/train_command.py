@@ -43,6 +43,8 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--heldout-windows", type=int, default=32, help="held-out windows per 2D condition")
     train.add_argument("--crop-fraction", type=float, default=0.3, help="share of crop-normalised windows")
     train.add_argument("--clean-fraction", type=float, default=0.2, help="share of windows with exact 2D")
+    train.add_argument("--cameras", choices=("standard", "varied"), default="standard",
+                       help="camera ranges (synth.CAMERAS): varied adds roll and wider lenses")  # fmt: skip
     train.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0 = torch's default)")
     train.add_argument("--fp16", action="store_true", help="store the weights in half precision")
     train.add_argument("--weights", default="", help="where to write NAME.safetensors (+ NAME.json)")

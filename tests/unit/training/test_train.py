@@ -8,6 +8,7 @@ and learns, not accuracy.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,44 @@ def test_mirror_and_bone_augmentation_keep_a_skeleton(world: npt.NDArray[np.floa
     assert sorted(np.round([b.mean() for b in bones], 3)) == sorted(np.round([b.mean() for b in original], 3))
 
 
+def _pose_of(camera: synth.Camera) -> tuple[float, float, float]:
+    """(focal / half the short side, elevation, |roll|) in degrees, read back from the camera's rotation:
+    roll turns the image plane about the optical axis, so the world's up leaves the image's vertical."""
+    rot = camera.rotation
+    elevation = math.degrees(math.asin(-rot[2, 1]))  # forward's drop below the horizon (world Y up)
+    roll = math.degrees(math.atan2(abs(rot[0, 1]), abs(rot[1, 1])))
+    return camera.focal / (min(camera.width, camera.height) / 2.0), elevation, roll
+
+
+@pytest.mark.parametrize("name", ["standard", "varied", "unseen"])
+def test_cameras_come_from_their_ranges(world: npt.NDArray[np.float64], name: str) -> None:
+    ranges = synth.CAMERAS[name]
+    rng = np.random.default_rng(3)
+    signs = set()
+    for _ in range(60):
+        camera = synth.random_camera(rng, world, ranges)
+        focal, elevation, roll = _pose_of(camera)
+        assert ranges.focal[0] - 1e-9 <= focal <= ranges.focal[1] + 1e-9
+        assert ranges.elevation[0] - 1e-6 <= elevation <= ranges.elevation[1] + 1e-6
+        assert ranges.roll[0] - 1e-6 <= roll <= ranges.roll[1] + 1e-6
+        signs.add(np.sign(camera.rotation[0, 1]))
+        _, _, _, cam = synth.project(camera, world)
+        assert cam[..., 2].min() >= synth.MIN_DEPTH_MM - 1e-6  # every joint in front of the camera
+    assert signs == ({0.0} if name == "standard" else {-1.0, 1.0})  # rolled both ways
+    # The unseen cameras lie outside the varied training ranges on every axis.
+    varied, unseen = synth.CAMERAS["varied"], synth.CAMERAS["unseen"]
+    assert unseen.focal[1] <= varied.focal[0] and unseen.elevation[0] >= varied.elevation[1]
+    assert unseen.roll[0] >= varied.roll[1]
+
+
+def test_standard_cameras_are_the_default_draws(world: npt.NDArray[np.float64]) -> None:
+    """Without roll no extra number is drawn: the held-out cameras of earlier evaluations stay the same."""
+    a, b = np.random.default_rng(4), np.random.default_rng(4)
+    first, second = synth.random_camera(a, world), synth.random_camera(b, world, synth.CAMERAS["standard"])
+    np.testing.assert_array_equal(first.rotation, second.rotation)
+    assert a.random() == b.random()
+
+
 def test_sampler_never_crosses_a_glitch() -> None:
     joints = np.zeros((400, 17, 3))
     joints[:, 1:, 1] = np.arange(1, 17)[None, :] * 10.0
@@ -151,16 +190,22 @@ def test_cli_train_evaluate_export(tmp_path: Path, capsys: pytest.CaptureFixture
     sets = [x for k, v in MICRO.items() for x in ("--set", f"{k}={v}")]
     args = ["train", "--data", str(FIXTURE), "--out", str(tmp_path / "run"), "--window", "16", "--steps", "3"]
     args += ["--batch", "4", "--heldout-windows", "2", "--threads", "1", "--fp16", "--weights", str(weights), *sets]
-    assert main([*args, "--name", "micro"]) == 0
+    assert main([*args, "--name", "micro", "--cameras", "varied"]) == 0
     spec = json.loads(weights.with_suffix(".json").read_text())
     assert spec["precision"] == "fp16" and spec["config"] == "micro" and spec["window"] == 16
+    assert spec["training"]["cameras"] == "varied"
     assert all(v.dtype == torch.float32 for v in load_state_dict(weights).values())
     report = tmp_path / "eval.json"
-    code = main(
-        ["evaluate", "--data", str(FIXTURE), "--weights", str(weights), "--json", str(report), "--threads", "1"]
-    )
-    assert code == 0 and "**all**" in capsys.readouterr().out
-    assert json.loads(report.read_text())["micro"]["report"]["pixel/noisy"]["all"]["frames"] == 150
+    evaluate = ["evaluate", "--data", str(FIXTURE), "--weights", str(weights), "--json", str(report)]
+    code = main([*evaluate, "--threads", "1", "--cameras", "standard,unseen"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "**all**" in printed and "### pixel/noisy/unseen 2D" in printed
+    reported = json.loads(report.read_text())["micro"]["report"]
+    assert set(reported) == {"pixel/clean", "pixel/noisy", "pixel/clean/unseen", "pixel/noisy/unseen"}
+    assert reported["pixel/noisy"]["all"]["frames"] == 150
+    assert reported["pixel/clean/unseen"]["all"]["mpjpe"] != reported["pixel/clean"]["all"]["mpjpe"]
+    assert main([*evaluate, "--cameras", "sideways"]) == 2
+    assert "unknown cameras sideways: use standard, varied, unseen" in capsys.readouterr().err
     out = tmp_path / "model.pt"
     card = "service/model/weights/CARD.md"
     assert main(["export", "--config", str(weights.with_suffix(".json")), "--checkpoint", str(weights),
