@@ -7,56 +7,32 @@ get wrong is checked anywhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-
-import numpy as np
 
 from service.config import Settings
-from service.core import answer, audit, keypoints, selection, windows
+from service.core import audit, windows
 from service.core.access import ANONYMOUS, Caller, settings_access
 from service.core.admission import Door
-from service.core.arrays import check_sequence
 from service.core.backend import Array, Backend, ModelInfo
-from service.core.batcher import Batcher, Done
+from service.core.inference import Inference
 from service.core.metrics import Metrics
 from service.core.options import LiftOptions
-from service.core.results import LiftResult, Stamps, Timing, TrackResult, coordinates
+from service.core.prepare import answers, prepare
+from service.core.results import LiftResult, Stamps, Timing, coordinates
 from service.core.stream_options import StreamOptions
 from service.core.streams import StreamSession
 from service.core.trace import OFF, Span, Tracer
 from service.core.tracks import Track, check_tracks
-from service.errors import DeadlineExceeded, LiftError, Overloaded, Unavailable
+from service.errors import LiftError, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    track: Track
-    spans: list[tuple[int, int]]
-    first: int  # index of this track's first window in the request's window list
-    inputs: Array  # the normalised keypoints [T, 17, 3] (a root trajectory measures the 2D pose's size)
-
-
-# Batching pays while a batch's activations stay in cache and costs once they spill (then elementwise work turns
-# memory-bound). Measured on this 2-core CPU (frames/s at batch B vs batch 1, TorchScript): tiny (width 64) gains
-# up to 1.9x until ~650 frames per batch; small (128) gains until ~320 frames; full (512) is flat at 4 x 27
-# frames and loses 10% at 9 x 27. All three turn over near the same frames x width, so the default frame budget
-# per batch is that product divided by the model's width (docs: README "Batching").
-ACTIVATION_BUDGET = 40_960
-
 # Requests with more frames than this are prepared and merged off the event loop.
 OFFLOAD_FRAMES = 2_000
-
-
-def frame_budget(info: ModelInfo) -> int:
-    """Default most frames per batch for a model: ``ACTIVATION_BUDGET / dim_feat`` (at least one window)."""
-    width = info.hyperparams.get("dim_feat", 256)
-    width = width if isinstance(width, int) and not isinstance(width, bool) else 256
-    return max(1, ACTIVATION_BUDGET // max(1, width))  # a window over the budget still runs, alone
 
 
 class Lifter:
@@ -71,17 +47,8 @@ class Lifter:
         self.tracer = tracer
         self.metrics = Metrics()
         self.draining = False
-        self.batcher: Batcher[Array, Array] = Batcher(
-            self._run_batch,
-            key=len,
-            cost=len,
-            max_batch_size=settings.max_batch_size,
-            max_batch_cost=settings.max_batch_frames or 1,  # set from the model in start() when None
-            max_delay_s=settings.max_queue_delay_ms / 1000,
-            max_queued=settings.max_queued_windows,
-            on_batch=self.metrics.on_batch,
-            tracer=tracer,
-        )
+        self.inference = Inference(backend, settings, self.metrics, tracer)
+        self.batcher = self.inference.batcher
         self.door = Door(settings.max_queued_windows)
         self.access = settings_access(settings)
         self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
@@ -118,25 +85,11 @@ class Lifter:
 
     async def start(self) -> None:
         await self.backend.start()
-        if self.settings.max_batch_frames is None:
-            self.batcher.max_batch_cost = frame_budget(self.backend.info)
-        self.batcher.max_running = max(1, self.backend.concurrency)
-        await self.batcher.start()
+        await self.inference.start()
 
     async def close(self) -> None:
         await self.batcher.close()
         await self.backend.close()
-
-    async def _run_batch(self, items: list[Array]) -> list[Array]:
-        with self.tracer.span("backend", kind="client") as span:
-            if self.tracer.on:
-                span.set("motionlift.backend", self.settings.backend)
-                span.set("motionlift.device", self.backend.info.device)
-                span.set("motionlift.batch.size", len(items))
-            out = await self.backend.infer(np.stack(items), headers=self.tracer.headers())
-        # A remote backend's servers join and leave (Triton discovery): keep as many batches going as it takes now.
-        self.batcher.max_running = max(1, self.backend.concurrency)
-        return list(out)
 
     async def lift(
         self,
@@ -266,19 +219,19 @@ class Lifter:
         # Big requests are checked, normalised and merged in a worker thread so the event loop keeps answering
         # others (the float64 arithmetic of the official conventions is a few ms per 1,000 frames).
         offload = sum(len(t.keypoints) for t in tracks) > OFFLOAD_FRAMES
+        prep = functools.partial(
+            prepare, tracks, options, window=window, overlap=overlap, max_frames=self.settings.max_frames
+        )
         with self.tracer.span("prepare"):
-            if offload:
-                prepared, inputs = await asyncio.to_thread(self._prepare, tracks, options, window, overlap)
-            else:
-                prepared, inputs = self._prepare(tracks, options, window, overlap)
+            prepared, inputs = await asyncio.to_thread(prep) if offload else prep()
         t1 = time.perf_counter()
         outputs, stamps = await self.infer_windows(inputs, flip=options.flip, timeout_s=timeout_s)
         t2 = time.perf_counter()
         with self.tracer.span("answer"):
             if offload:
-                answers = await asyncio.to_thread(self._answers, prepared, outputs, options)
+                answered = await asyncio.to_thread(answers, prepared, outputs, options)
             else:
-                answers = self._answers(prepared, outputs, options)
+                answered = answers(prepared, outputs, options)
         t3 = time.perf_counter()
         timing = Timing(
             preprocess_ms=1000 * (t1 - t0),
@@ -290,69 +243,13 @@ class Lifter:
             batches=stamps.batches,
             windows=stamps.windows,
         )
-        return LiftResult(answers, timing, coordinates(options))
+        return LiftResult(answered, timing, coordinates(options))
 
     async def infer_windows(
         self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
     ) -> tuple[list[Array], Stamps]:
-        """Run normalised H36M windows ``[T_i, 17, 3]`` through the shared batcher; the outputs in order.
-
-        With ``flip`` each window also runs flipped and the two answers are averaged as the official flip
-        test does: ``(f(x) + flip(f(flip(x)))) / 2``. All windows are queued or none (``Overloaded``).
-        Raises ``Unavailable``, ``Overloaded``, ``DeadlineExceeded`` and ``BackendError``.
-        """
-        if not self.backend.ready:
-            raise Unavailable("the model is not ready")
-        timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
-        count = len(inputs)
-        self._check_windows(count * (2 if flip else 1))
-        batch = list(inputs)
-        if flip:
-            batch.extend(keypoints.flip(w) for w in inputs)
-        with self.tracer.span("queue") as span:
-            t0 = time.perf_counter()
-            futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout, trace=self.tracer.current())
-            try:
-                _, pending = await asyncio.wait(futures, timeout=timeout)
-            finally:
-                for future in futures:
-                    future.cancel()  # no-op on finished ones; drops the rest from the queue
-            if pending:
-                raise DeadlineExceeded(f"no answer within {timeout:g} s; the request was dropped")
-            results: list[Done[Array]] = [f.result() for f in futures]  # re-raises a batch's error
-            wait_ms = 1000 * (time.perf_counter() - t0)
-            if self.tracer.on:
-                span.set("motionlift.windows", len(batch))
-                span.set("motionlift.batches", len({r.batch_id for r in results}))
-        outputs = [r.value for r in results]
-        if flip:
-            half = np.float32(0.5)
-            outputs = [(a + keypoints.flip(b)) * half for a, b in zip(outputs[:count], outputs[count:], strict=True)]
-        batches = {r.batch_id: r.compute_s for r in results}
-        inference_ms = min(1000 * sum(batches.values()), wait_ms)
-        stamps = Stamps(
-            queue_ms=max(0.0, wait_ms - inference_ms),
-            inference_ms=inference_ms,
-            batch_size=max(r.batch_size for r in results),
-            batches=len(batches),
-            windows=len(batch),
-        )
-        return outputs, stamps
-
-    def _prepare(
-        self, tracks: Sequence[Track], options: LiftOptions, window: int, overlap: int
-    ) -> tuple[list[_Prepared], list[Array]]:
-        """Validate every track, keep those the track policy selects (``service.core.selection``), normalise them
-        and cut them into windows (all tracks' windows in one list)."""
-        checked = [replace(t, keypoints=self._check(t, options)) for t in tracks]
-        prepared: list[_Prepared] = []
-        inputs: list[Array] = []
-        for track in selection.select(checked, options):
-            x = keypoints.normalise(track.keypoints, options, field=track.field)
-            spans = windows.plan(len(x), window, overlap)
-            prepared.append(_Prepared(track, spans, len(inputs), x))
-            inputs.extend(x[s:e] for s, e in spans)
-        return prepared, inputs
+        """``Inference.windows``: normalised windows through the shared batcher (streams and requests)."""
+        return await self.inference.windows(inputs, flip=flip, timeout_s=timeout_s)
 
     def _check_fits(self, tracks: Sequence[Track], window: int, overlap: int, flip: bool) -> None:
         """Before any work: the windows the request needs (from its frame counts alone) must fit the queue. The
@@ -360,11 +257,7 @@ class Lifter:
         frames = [t.keypoints.shape[0] if t.keypoints.ndim else 0 for t in tracks]
         needed = windows.needed(frames, window, overlap, flip=flip)
         self.door.settle(needed)
-        self._check_windows(needed)
-
-    def _check_windows(self, needed: int) -> None:
-        if needed > self.batcher.max_queued:  # could never be queued: no retry can help
-            raise windows.too_many(needed, self.batcher.max_queued)
+        self.inference.check_room(needed)
 
     def capacity(self) -> windows.Capacity | None:
         """What the queue can ever hold, for checks made before a request's arrays exist; None until the model
@@ -374,22 +267,10 @@ class Lifter:
         window = self.backend.info.window
         return windows.Capacity(window, self._default_overlap(window), self.batcher.max_queued)
 
-    def _answers(self, prepared: list[_Prepared], outputs: list[Array], options: LiftOptions) -> list[TrackResult]:
-        return [self._answer(p, outputs, options) for p in prepared]
-
     def _default_overlap(self, window: int) -> int:
         if self.settings.overlap is not None:
             return min(self.settings.overlap, window - 1)
         return window // 4
-
-    def _check(self, track: Track, options: LiftOptions) -> Array:
-        return check_sequence(
-            track.keypoints, format=options.format, field=track.field, max_frames=self.settings.max_frames
-        )
-
-    def _answer(self, p: _Prepared, outputs: list[Array], options: LiftOptions) -> TrackResult:
-        own = outputs[p.first : p.first + len(p.spans)]
-        return answer.track(p.track, own, p.spans, p.inputs, options)
 
 
 def _describe(span: Span, request_id: str, protocol: str, tracks: int, frames: int, outcome: str) -> None:

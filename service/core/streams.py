@@ -1,7 +1,7 @@
 """Live lifting: per-track stream state over the shared batcher. Transport-free (the gRPC edge drives it).
 
 A ``StreamSession`` keeps, for every track of one stream, a ring buffer of its last ``window`` normalised
-frames. Windows go through ``Lifter.infer_windows``, so the windows of every stream (and REST request)
+frames. Windows go through ``Lifter.infer_windows`` (``service.core.inference``), so the windows of every stream
 batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``StreamConfig``):
 
 - **causal** (``lookahead == 0``): when frame t arrives, the window ending at t runs and answers frame t

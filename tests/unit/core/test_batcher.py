@@ -204,7 +204,7 @@ async def test_waits_for_the_delay_to_fill_a_batch(runner: Runner) -> None:
 
 def test_frame_budget_follows_the_model_width() -> None:
     from service.core.backend import ModelInfo
-    from service.core.lifter import frame_budget
+    from service.core.inference import frame_budget
 
     def info(width: int) -> ModelInfo:
         return ModelInfo("m", "c", 0, 243, False, "w", "fp32", "cpu", hyperparams={"dim_feat": width})
