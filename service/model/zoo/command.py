@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         pinned = None if args.sha256 is None else checksum.parse_sha256(args.sha256)
-        pulled = pull(entry, cache, hosts, pinned=pinned, hf_cache=args.hf_cache)
+        pulled = pull(entry, cache, hosts, pinned=pinned, hf_cache=args.hf_cache, on_wait=lambda: _waiting(entry.name))
     except fetch.Unreachable as exc:
         print(offline(entry, cache, hosts, exc, _cache_flag(args.cache_dir)), file=sys.stderr)
         return 1
@@ -80,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _waiting(name: str) -> None:
+    print(f"motionlift pull: another pull of {name} is running; waiting for it to finish", file=sys.stderr)
+
+
 def _missing_packages() -> str:
     """The packages of the `pull` extra that are not installed, named; empty when all are."""
-    names = [n for n in ("huggingface_hub", "tqdm", "torch") if importlib.util.find_spec(n) is None]
+    names = [n for n in ("huggingface_hub", "tqdm", "filelock", "torch") if importlib.util.find_spec(n) is None]
     return ", ".join(names)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def pull(
     pinned: str | None = None,
     hf_cache: Path | None = None,
     progress: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> Pulled:
     """Fetch ``entry``'s checkpoint (or take the file already at ``cache.download(...)``, e.g. one fetched by hand),
     check its SHA-256 (``checksum``), export it as TorchScript to ``cache.model(name)`` with its card, and record
@@ -40,7 +42,17 @@ def pull(
     Raises ``fetch.Unreachable`` (offline), ``fetch.Refused`` / ``fetch.Interrupted`` (download failures),
     ``checksum.Mismatch`` (the file is removed, nothing is exported or recorded), and ``ValueError`` /
     ``FileNotFoundError`` when the file is no checkpoint of ``entry.config``.
+
+    The whole pull holds ``entry``'s lock in the cache (``Cache.lock``): a second pull of the same name, from
+    another process, waits for this one (``on_wait`` is told) and then finds its file.
     """
+    with cache.lock(entry.name, on_wait):
+        return _pull(entry, cache, hosts, pinned, hf_cache, progress)
+
+
+def _pull(
+    entry: Entry, cache: Cache, hosts: Hosts, pinned: str | None, hf_cache: Path | None, progress: bool
+) -> Pulled:
     url = hosts.url(entry.source)
     want = checksum.expected(entry, url, pinned, cache.records().get(entry.name))
     cached = cache.download(entry.name, entry.source.file_name).is_file()

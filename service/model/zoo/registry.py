@@ -9,13 +9,16 @@ else ``~/.cache/motionlift``)::
     models/NAME/1/model.pt     the exported model; models/ is a Triton model repository (config.pbtxt beside 1/)
     models/NAME/CARD.md        what the weights are: source, SHA-256, licence, published accuracy
     registry.json              {"models": {NAME: {"model": path, "sha256": hex, "sha256_from": ..., ...}}}
+    locks/NAME.lock            held by the pull of NAME (a second pull of the same name waits for the first)
+    locks/registry.lock        held while the registry is rewritten (pulls of different names run side by side)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,14 @@ class Cache:
     def card(self, name: str) -> Path:
         return self.root / "models" / name / "CARD.md"
 
+    @contextmanager
+    def lock(self, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold ``name``'s pull lock (a file lock, across processes): two pulls of one name would append to one
+        ``.part`` file and export over each other. ``on_wait`` is called once if another pull holds it, before
+        waiting for it."""
+        with _locked(self.root / "locks" / f"{name}.lock", on_wait):
+            yield
+
     def records(self) -> dict[str, dict[str, Any]]:
         """The registry's records by name; empty when there is no registry yet. Raises ``ValueError`` naming the
         file when it is not a registry."""
@@ -65,13 +76,32 @@ class Cache:
         return models
 
     def record(self, name: str, record: Mapping[str, Any]) -> None:
-        """Add or replace ``name``'s record; the file is replaced atomically (a reader never sees half of it)."""
-        models = self.records()
-        models[name] = dict(record)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.registry.with_name(f".{self.registry.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"models": models}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.registry)
+        """Add or replace ``name``'s record; the file is replaced atomically (a reader never sees half of it), and
+        read, changed and written under the registry's lock, so pulls of two names never lose one's record."""
+        with _locked(self.root / "locks" / "registry.lock"):
+            models = self.records()
+            models[name] = dict(record)
+            tmp = self.registry.with_name(f".{self.registry.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"models": models}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, self.registry)
+
+
+@contextmanager
+def _locked(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    from filelock import FileLock, Timeout  # a dependency of torch and huggingface_hub; only pulls take locks
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def resolve_model(model: Path, cache: Cache, known: Collection[str]) -> Path:

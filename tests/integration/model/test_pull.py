@@ -6,9 +6,12 @@ file and zoo paths), with the config of these tiny files, and their SHA-256 wher
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import hashlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,3 +256,38 @@ def test_serve_names_a_model_not_pulled_yet(tmp_path: Path) -> None:
         ValueError, match=r"'motionbert-h36m' is not pulled yet .* run `motionlift pull motionbert-h36m`"
     ):
         settings_from_args(parser.parse_args(["--model", "motionbert-h36m", "--cache-dir", str(tmp_path)]))
+
+
+def test_a_second_pull_of_a_name_waits_for_the_first_and_finds_its_file(host: FileHost, cache: Cache) -> None:
+    entry = tiny(ZOO, MMPOSE)
+    host.put(path_of(entry), MMPOSE)
+    hosts = Hosts(closed_port(), host.url)
+    waited = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with cache.lock(ZOO):  # another `motionlift pull` of the same name is running
+            first = pool.submit(pull, entry, cache, hosts, progress=False, on_wait=waited.set)
+            assert waited.wait(10)
+            assert host.gets(path_of(entry)) == []  # it waits before touching the download
+        pulled = first.result(60)
+    assert (pulled.sha256, pulled.cached) == (sha(MMPOSE), False)
+    again = pull(entry, cache, hosts, progress=False)
+    assert (again.cached, host.gets(path_of(entry))) == (True, [None])  # found the file: fetched once
+
+
+def test_the_cli_says_it_waits_for_another_pull(
+    host: FileHost, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    host.put(path_of(CATALOGUE[ZOO]), MMPOSE)
+    cache = Cache(tmp_path / "cache")
+    args = ["pull", ZOO, "--cache-dir", str(cache.root), "--zoo-url", host.url]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with cache.lock(ZOO):
+            code = pool.submit(main, args)
+            deadline = time.monotonic() + 10
+            while "waiting" not in (seen := capfd.readouterr().err) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert host.gets(path_of(CATALOGUE[ZOO])) == []
+        # Then it pulls: the test's file is not the publisher's, whose digest the real file name starts with.
+        assert code.result(60) == 1
+    assert f"motionlift pull: another pull of {ZOO} is running; waiting for it to finish" in seen
+    assert "the publisher's file name says it starts with f554954f" in capfd.readouterr().err

@@ -3,8 +3,10 @@ name (no network: tests/integration/model/test_pull.py downloads from a server o
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,32 @@ def test_pull_without_a_name_or_with_an_unknown_one_is_refused(
     with pytest.raises(SystemExit):
         main(["pull", "motionbert-huge"])
     assert "invalid choice: 'motionbert-huge'" in capsys.readouterr().err
+
+
+def test_records_of_pulls_running_side_by_side_are_all_kept(tmp_path: Path) -> None:
+    """Each record is a read-change-write of one file: without the registry's lock two writers lose one record."""
+    cache = Cache(tmp_path / "cache")
+    names = [f"model-{i}" for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        list(pool.map(lambda n: cache.record(n, {"model": f"/m/{n}.pt"}), names))
+    assert {n: r["model"] for n, r in cache.records().items()} == {n: f"/m/{n}.pt" for n in names}
+
+
+def test_the_pull_lock_is_exclusive_and_says_when_it_waits(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    waited = threading.Event()
+    inside = threading.Event()
+
+    def second() -> None:
+        with cache.lock("a", on_wait=waited.set):
+            inside.set()
+
+    with cache.lock("a"):
+        with cache.lock("b", on_wait=lambda: pytest.fail("another name does not wait")):
+            pass
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waited.wait(10)
+        assert not inside.wait(0.3)  # still waiting while the first holds the lock
+    thread.join(10)
+    assert inside.is_set()
