@@ -3,10 +3,13 @@ ends), and reading the span tree back."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
@@ -19,10 +22,27 @@ CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
 
 
+class _Starts(SpanProcessor):
+    """Counts spans by name as they start (the exporter sees them only when they end)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        with self._lock:
+            self.counts[span.name] += 1
+
+
 @dataclass
 class Memory:
     tracer: OtelTracer
     exporter: InMemorySpanExporter
+    starts: _Starts = field(default_factory=_Starts)
+
+    def started(self, name: str) -> int:
+        """Spans named ``name`` started so far (ended or not)."""
+        return self.starts.counts[name]
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -37,6 +57,7 @@ class Memory:
 
     def clear(self) -> None:
         self.exporter.clear()
+        self.starts.counts.clear()
 
 
 def memory_tracer() -> Memory:
@@ -44,7 +65,9 @@ def memory_tracer() -> Memory:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ParentBased(ALWAYS_ON), shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Memory(OtelTracer(provider), exporter)
+    starts = _Starts()
+    provider.add_span_processor(starts)
+    return Memory(OtelTracer(provider), exporter, starts)
 
 
 def parent_of(span: ReadableSpan) -> int | None:

@@ -181,5 +181,11 @@ async def test_streams_cut_by_their_deadline_end_their_spans_without_an_error_lo
                 with pytest.raises(grpc.aio.AioRpcError):
                     async for _ in call:
                         pass
-        until(lambda: len(memory.named("motionlift.v1.Lifter/LiftStream")) == len(timeouts), "every stream's span")
+        # Every stream whose handler ran ends its span. (On a loaded machine grpc may let a 2 ms deadline pass
+        # before the handler starts: such a call has no span at all, so the count is of spans started.)
+        name = "motionlift.v1.Lifter/LiftStream"
+        try:
+            until(lambda: len(memory.named(name)) == memory.started(name) >= len(timeouts) // 2, "every stream's span")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {memory.started(name)} started, {len(memory.named(name))} ended") from None
     assert [r.getMessage() for r in caplog.records] == []
