@@ -1,5 +1,6 @@
 """The state a stream session keeps (``service.core.streams``): per track, its ring of frames, its due windows
-and its smoother; per window, the frames it answers; per answered frame, what its ``FrameAnswer`` says."""
+and its smoother; per window, the frames it answers; per answered frame, what its ``FrameAnswer`` says, and
+the ``FrameAnswer`` made from it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
+from service.core import keypoints
 from service.core.backend import Array
-from service.core.smoother import Smoother
+from service.core.frames import FrameAnswer, FrameLatency
+from service.core.options import LiftOptions
+from service.core.smoother import Held, Smoother
 from service.errors import LiftError
 
 
@@ -65,3 +69,31 @@ class TrackState:
 @dataclass(frozen=True)
 class End:
     error: LiftError | None = None
+
+
+def frame_answer(track_id: str, held: Held[Answered], options: LiftOptions, now: float) -> FrameAnswer:
+    """The ``FrameAnswer`` of one frame the smoother gave back at ``now``, in pixels too when the stream answers
+    them; its latency stamps count from the frame's arrival."""
+    a = held.payload
+    pixels = None
+    if options.resolved_pixels() and options.image_size is not None:
+        pixels = keypoints.denormalise_pixel(held.joints, *options.image_size)
+    return FrameAnswer(
+        track_id=track_id,
+        frame_index=a.frame.index,
+        timestamp_s=a.frame.timestamp_s,
+        joints3d=held.joints,
+        joints3d_px=pixels,
+        lookahead=a.lookahead,
+        window_frames=a.window_frames,
+        latency=FrameLatency(
+            total_ms=1000 * (now - a.frame.arrival),
+            lookahead_ms=a.lookahead_ms,
+            queue_ms=a.queue_ms,
+            inference_ms=a.inference_ms,
+            batch_size=a.batch_size,
+            smoothing_ms=1000 * (now - a.ready),
+        ),
+        skipped=a.skipped,
+        skipped_total=a.skipped_total,
+    )

@@ -44,14 +44,14 @@ from typing import Protocol
 
 import numpy as np
 
-from service.core import keypoints, windows
+from service.core import windows
 from service.core.backend import Array
-from service.core.frames import FrameAnswer, FrameLatency, TrackFrame, check_frames
+from service.core.frames import FrameAnswer, TrackFrame, check_frames
 from service.core.metrics import Metrics
 from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
 from service.core.stream_options import StreamPlan
-from service.core.stream_state import Answered, End, Frame, Job, TrackState
+from service.core.stream_state import Answered, End, Frame, Job, TrackState, frame_answer
 from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import LiftError, Overloaded
 
@@ -282,31 +282,8 @@ class StreamSession:
                 await self._answer(track, held)
 
     async def _answer(self, track: TrackState, held: Held[Answered]) -> None:
-        """Queue the answer of one frame, in pixels too when the stream answers them."""
-        options, a, now = self.plan.options, held.payload, self._clock()
-        pixels = None
-        if options.resolved_pixels() and options.image_size is not None:
-            pixels = keypoints.denormalise_pixel(held.joints, *options.image_size)
-        answer = FrameAnswer(
-            track_id=track.id,
-            frame_index=a.frame.index,
-            timestamp_s=a.frame.timestamp_s,
-            joints3d=held.joints,
-            joints3d_px=pixels,
-            lookahead=a.lookahead,
-            window_frames=a.window_frames,
-            latency=FrameLatency(
-                total_ms=1000 * (now - a.frame.arrival),
-                lookahead_ms=a.lookahead_ms,
-                queue_ms=a.queue_ms,
-                inference_ms=a.inference_ms,
-                batch_size=a.batch_size,
-                smoothing_ms=1000 * (now - a.ready),
-            ),
-            skipped=a.skipped,
-            skipped_total=a.skipped_total,
-        )
-        await self._queue.put(answer)  # waits while the client is not reading: backpressure
+        """Queue the answer of one frame; waits while the client is not reading (backpressure)."""
+        await self._queue.put(frame_answer(track.id, held, self.plan.options, self._clock()))
         self._metrics.stream_frames.labels("answered").inc()
 
     def _span(self) -> AbstractContextManager[Span]:
