@@ -7,6 +7,7 @@ The core raises these; each edge (REST, gRPC) has one handler that reads ``http_
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 
@@ -26,6 +27,11 @@ class LiftError(Exception):
         self.message = message
         self.field = field
         self.retry_after_s = retry_after_s
+
+    def retry_after(self) -> str:
+        """The HTTP ``Retry-After`` value: whole seconds (RFC 9110), rounded up and at least 1, so that a client
+        waiting what it is told is not refused again (1 s is said when ``retry_after_s`` is unset)."""
+        return str(max(1, math.ceil(self.retry_after_s or 1)))
 
     def to_dict(self) -> dict[str, object]:
         """The JSON error body (without the request id, which the edge adds)."""

@@ -3,8 +3,9 @@
 
 REST load comes from ``hey`` (Debian's package: a compiled client, so the load generator does not share the
 server's interpreter or fight the benchmark's GIL), one CSV row per request. gRPC load comes from asyncio clients
-in a child process, sending prepared bytes (no compiled gRPC load generator is packaged here); a refused call (RESOURCE_EXHAUSTED) is retried at once, as hey does, so the offered load stays
-at ``clients`` calls in flight. A probe process asks ``/healthz`` (and a small ``/lift``) every 50 ms meanwhile.
+in a child process, sending prepared bytes (no compiled gRPC load generator is packaged here); a refused call
+(RESOURCE_EXHAUSTED) is retried at once, as hey does, so the offered load stays at ``clients`` calls in flight.
+A probe process asks ``/healthz`` (and a small ``/lift``) every 50 ms meanwhile.
 Goodput is the frames/s of the requests answered 200 / OK.
 
 Both load generators run at nice ``GENERATOR_NICE``: on one 2-core machine they stand in for clients on other
@@ -85,9 +86,9 @@ async def _grpc_clients(target: str, body: bytes, clients: int, seconds: float) 
     HTTP/2 connection the calls queue behind each other's 30 KB bodies, and that wait was counted as the
     service's).
 
-    The request is serialised once and answers are not decoded (a generic call on raw bytes): protobuf encoding
-    of a 30 KB request and decoding of its answer were most of the generator's CPU per call, and that CPU is
-    taken from the server it measures (hey, too, sends one prepared body and does not parse answers)."""
+    The request is serialised once and answers are not decoded (a generic call on raw bytes), as hey sends one
+    prepared body and parses no answer: encoding a 30 KB request per call and decoding its answer is CPU the
+    generator would take from the server it measures on the same cores (how much was not measured)."""
     request = lift_request(body).SerializeToString()
     ok: list[float] = []
     refused: list[float] = []

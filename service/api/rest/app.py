@@ -8,7 +8,6 @@ the error table (``service.errors``); anything else becomes a 500 with the reque
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -139,8 +138,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def lift_error(request: Request, exc: LiftError) -> JSONResponse:
         headers: dict[str, str] = {}
         if exc.retry_after_s is not None:
-            # Whole seconds (RFC 9110), rounded up: a client that waits what it is told must not be refused again.
-            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+            headers["Retry-After"] = exc.retry_after()
         if exc.http_status in (408, 413, 415):  # the body may be unread: this connection cannot carry another
             headers["Connection"] = "close"
         if exc.http_status == 401:

@@ -24,7 +24,6 @@ protocol (tests).
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from asyncio import TimerHandle, Transport
 from collections.abc import Callable
@@ -166,7 +165,7 @@ class _LimitedHttp(HttpToolsProtocol):
         if error.http_status == 401:
             head.append('www-authenticate: Bearer realm="motionlift"')
         elif retry_after:
-            head.append(f"retry-after: {max(1, math.ceil(error.retry_after_s or 1))}")  # rounded up, as app.py
+            head.append(f"retry-after: {error.retry_after()}")
         if close:
             head.append("connection: close")
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)

@@ -16,4 +16,3 @@ async def test_prepared_bytes_are_answered_and_every_call_is_counted(served: Ser
     ok, refused, other = await _grpc_clients(served.grpc_target, request_body(12, flip=True), clients=2, seconds=0.5)
     assert other == 0 and refused == []  # the session's queue is large: nothing refused, nothing malformed
     assert len(ok) >= 2 and min(ok) > 0
-
