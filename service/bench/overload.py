@@ -2,8 +2,9 @@
 (``--max-queued-windows 16`` by default), over REST and gRPC, in one run on one server.
 
 REST load comes from ``hey`` (Debian's package: a compiled client, so the load generator does not share the
-server's interpreter or fight the benchmark's GIL), one CSV row per request. gRPC load comes from asyncio clients
-in a child process, sending prepared bytes (no compiled gRPC load generator is packaged here); a refused call
+server's interpreter or fight the benchmark's GIL), one CSV row per request. gRPC load comes from ``h2load``
+(``service/bench/h2load.py``: compiled too; outcomes from the service's counts, durations from its log) when it is
+installed, else from asyncio clients in a child process sending prepared bytes. Either way a refused call
 (RESOURCE_EXHAUSTED) is retried at once, as hey does, so the offered load stays at ``clients`` calls in flight.
 A probe process asks ``/healthz`` (and a small ``/lift``) every 50 ms meanwhile.
 Goodput is the frames/s of the requests answered 200 / OK.
@@ -31,6 +32,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from service.bench import h2load
 from service.bench.grpc_load import lift_request
 from service.bench.load import ServerProcess, request_body
 from service.bench.probe import Probe
@@ -51,6 +53,7 @@ class Point:
     refused_ms: list[float] = field(default_factory=list)
     other: int = 0
     health_ms: list[float] = field(default_factory=list)
+    generator: str = "hey"
 
     def goodput(self, frames: int) -> float:
         return len(self.ok_ms) * frames / self.seconds
@@ -130,22 +133,47 @@ def _grpc(target: str, body: bytes, clients: int, seconds: float) -> Point:
     return Point("grpc", clients, seconds, ok, refused, other)
 
 
-def _measure(server: ServerProcess, protocol: str, body: bytes, clients: int, seconds: float) -> Point:
+def _h2load(server: ServerProcess, body: bytes, clients: int, seconds: float) -> Point:
+    """gRPC ``Lift`` calls from h2load; how many succeeded, were refused or failed, from the service's metrics."""
+    before = h2load.requests_total(server.url, "grpc")
+    message = lift_request(body).SerializeToString()
+    durations = h2load.run(server.grpc_target, LIFT_METHOD, message, clients, seconds, GENERATOR_NICE)
+    after = h2load.requests_total(server.url, "grpc")
+    delta = {outcome: after[outcome] - before.get(outcome, 0.0) for outcome in after}
+    ok_ms, refused_ms = h2load.split(durations, int(delta.get("ok", 0)))
+    other = int(sum(n for outcome, n in delta.items() if outcome not in ("ok", "overloaded", "cancelled")))
+    return Point("grpc", clients, seconds, ok_ms, refused_ms, other, generator="h2load")
+
+
+def _measure(server: ServerProcess, protocol: str, body: bytes, clients: int, seconds: float, grpc_load: str) -> Point:
     probe = Probe(server.url, request_body(27, flip=True))
     probe.start()
     try:
         if protocol == "rest":
             point = hey(server.url, body, clients, seconds)
+        elif grpc_load == "h2load" or (grpc_load == "auto" and h2load.available()):
+            point = _h2load(server, body, clients, seconds)
         else:
             point = _grpc(server.grpc_target, body, clients, seconds)
+            point.generator = "python"
     finally:
         health = probe.stop().ms["healthz"]
     point.health_ms = health
     return point
 
 
-def run(model: Path, *, frames: int, saturating: int, factor: int, seconds: float, serve_flags: list[str]) -> str:
-    """Serve ``model`` with ``serve_flags``; each protocol at ``saturating`` then ``factor`` x as many clients."""
+def run(
+    model: Path,
+    *,
+    frames: int,
+    saturating: int,
+    factor: int,
+    seconds: float,
+    serve_flags: list[str],
+    grpc_load: str = "auto",
+) -> str:
+    """Serve ``model`` with ``serve_flags``; each protocol at ``saturating`` then ``factor`` x as many clients.
+    ``grpc_load``: ``h2load``, ``python`` (asyncio clients) or ``auto`` (h2load when installed)."""
     body = request_body(frames, flip=True)
     server = ServerProcess(model, serve_flags)
     points: list[Point] = []
@@ -153,7 +181,7 @@ def run(model: Path, *, frames: int, saturating: int, factor: int, seconds: floa
         server.wait_ready()
         for protocol in ("rest", "grpc"):
             for clients in (saturating, saturating * factor):
-                points.append(_measure(server, protocol, body, clients, seconds))
+                points.append(_measure(server, protocol, body, clients, seconds, grpc_load))
     finally:
         server.stop()
     return _report(points, frames, serve_flags)
@@ -164,11 +192,11 @@ def _pct(values: list[float], q: float) -> str:
 
 
 def _report(points: list[Point], frames: int, serve_flags: list[str]) -> str:
-    headers = ["protocol", "clients", "ok/s", "goodput frames/s", "ok p50 ms", "ok p99 ms", "refused/s",
+    headers = ["protocol", "load", "clients", "ok/s", "goodput frames/s", "ok p50 ms", "ok p99 ms", "refused/s",
                "refused p99 ms", "other", "/healthz p99 ms", "/healthz max ms"]  # fmt: skip
     rows = [
-        [p.protocol, p.clients, f"{len(p.ok_ms) / p.seconds:.1f}", f"{p.goodput(frames):,.0f}", _pct(p.ok_ms, 50),
-         _pct(p.ok_ms, 99), f"{len(p.refused_ms) / p.seconds:.1f}", _pct(p.refused_ms, 99), p.other,
+        [p.protocol, p.generator, p.clients, f"{len(p.ok_ms) / p.seconds:.1f}", f"{p.goodput(frames):,.0f}",
+         _pct(p.ok_ms, 50), _pct(p.ok_ms, 99), f"{len(p.refused_ms) / p.seconds:.1f}", _pct(p.refused_ms, 99), p.other,
          _pct(p.health_ms, 99), f"{max(p.health_ms):.1f}" if p.health_ms else "-"]
         for p in points
     ]  # fmt: skip
@@ -179,6 +207,13 @@ def _report(points: list[Point], frames: int, serve_flags: list[str]) -> str:
             f"{saturated.protocol}: goodput at {over.clients} clients = {ratio:.2f} x at {saturated.clients}; "
             f"refusals p99 {_pct(over.refused_ms, 99)} ms"
         )
+    for p in points:
+        cut = h2load.gap(p.ok_ms, p.refused_ms) if p.generator == "h2load" else None
+        if cut is not None:
+            lines.append(
+                f"h2load at {p.clients} clients: outcomes from the service's counts; at the cut the slowest refusal "
+                f"took {cut[0]:.1f} ms, the fastest success {cut[1]:.1f} ms"
+            )
     return "\n".join(lines)
 
 
@@ -197,6 +232,12 @@ def add_command(bench_sub: Any) -> None:
     bench.add_argument(
         "--serve-flags", default="--max-queued-windows 16", help="flags of `motionlift serve` (default: a small queue)"
     )
+    bench.add_argument(
+        "--grpc-load",
+        choices=("auto", "h2load", "python"),
+        default="auto",
+        help="gRPC load: h2load (compiled, from nghttp2-client), python (asyncio clients), auto: h2load if installed",
+    )
     bench.set_defaults(bench_run=_command)
 
 
@@ -208,6 +249,7 @@ def _command(args: Any) -> int:
         factor=args.factor,
         seconds=args.seconds,
         serve_flags=args.serve_flags.split(),
+        grpc_load=args.grpc_load,
     )
     print(report)
     return 0
