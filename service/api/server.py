@@ -20,6 +20,7 @@ from service.api.rest.protocol import limited_http
 from service.api.tls import Certificates, certificates
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
+from service.core.access import ANONYMOUS
 from service.core.backend import Backend
 from service.core.lifter import Lifter
 from service.core.trace import OFF, Tracer
@@ -206,13 +207,14 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
     connections, the drain on SIGTERM within ``drain_timeout_s``; no ``server`` header."""
     lifter: Lifter = app.state.lifter
 
-    def admission(authorization: bytes | None) -> LiftError | None:
+    def admission(authorization: bytes | None, request_id: str) -> LiftError | None:
+        caller = ANONYMOUS
         try:
             if lifter.access.enabled:  # a stranger is turned away before admission sees it (401, not 503)
-                lifter.access.authenticate(authorization.decode("latin-1") if authorization else None)
+                caller = lifter.access.authenticate(authorization.decode("latin-1") if authorization else None)
             lifter.admit()
         except LiftError as exc:
-            return lifter.refused(exc, protocol="rest", admitted=False)
+            return lifter.refused(exc, protocol="rest", admitted=False, caller=caller, request_id=request_id)
         return None
 
     http = limited_http(

@@ -16,7 +16,9 @@
   core on about 2,800 refusals/s and the model got what was left. Waiting costs nothing (a timer), caps the
   refusals at ``clients / delay``, and keeps the answer well within the 50 ms a refusal may take.
 
-These answers are written on the socket directly, in the error envelope, with a fresh request id. The body's own
+These answers are written on the socket directly, in the error envelope, with the request's id: the client's
+``x-request-id`` (its first 128 characters, as ``middleware.RequestId`` takes it) or a fresh one, the same id
+that admission's audit line and count carry. The body's own
 timeout and size are ``middleware.BodyLimit``'s; the route checks admission again for servers without this
 protocol (tests).
 """
@@ -36,8 +38,10 @@ from service.errors import LiftError, Overloaded, RequestTimeout
 REASONS = {401: "Unauthorized", 408: "Request Timeout", 503: "Service Unavailable"}
 
 
-# Given the request's Authorization header: None when admitted; else the (counted) refusal to answer (401, 503).
-Admission = Callable[[bytes | None], LiftError | None]
+# Given the request's Authorization header and its id: None when admitted; else the (counted, audit-logged)
+# refusal to answer (401, 503).
+Admission = Callable[[bytes | None, str], LiftError | None]
+MAX_REQUEST_ID = 128  # as middleware.RequestId's
 
 
 def limited_http(
@@ -69,6 +73,7 @@ class _LimitedHttp(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timer: TimerHandle | None = None
         self._refusal: LiftError | None = None  # the answer of a request refused at its headers
+        self._refusal_id = ""  # and that request's id
         self._pending: TimerHandle | None = None  # a refusal waiting for its delay to pass
         self._flush: Callable[[], None] | None = None  # sends that refusal now
 
@@ -91,7 +96,7 @@ class _LimitedHttp(HttpToolsProtocol):
         if self._refusal is None:
             super().on_headers_complete()
         elif self.expect_100_continue:  # the client waits for a go-ahead before its body: answer now, and close
-            self._refuse(self._refusal, retry_after=True)
+            self._refuse(self._refusal, retry_after=True, request_id=self._refusal_id)
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
@@ -102,14 +107,15 @@ class _LimitedHttp(HttpToolsProtocol):
             super().on_message_complete()
             return
         refusal, self._refusal = self._refusal, None
+        request_id = self._refusal_id
         close = not self.parser.should_keep_alive()
         if self.refusal_delay_s <= 0:
-            self._refuse(refusal, retry_after=True, close=close)
+            self._refuse(refusal, retry_after=True, close=close, request_id=request_id)
             return
 
         def flush() -> None:
             self._pending = self._flush = None
-            self._refuse(refusal, retry_after=True, close=close)
+            self._refuse(refusal, retry_after=True, close=close, request_id=request_id)
             if not close and not self.transport.is_closing():
                 self.transport.resume_reading()
 
@@ -128,7 +134,10 @@ class _LimitedHttp(HttpToolsProtocol):
             return None
         if self.cycle is not None and not self.cycle.response_complete:
             return None  # a pipelined request behind one in flight: the route decides when its turn comes
-        return self.admission(next((value for name, value in self.headers if name == b"authorization"), None))
+        headers = dict(self.headers)
+        given = headers.get(b"x-request-id", b"").decode("latin-1")[:MAX_REQUEST_ID]
+        self._refusal_id = given or uuid.uuid4().hex
+        return self.admission(headers.get(b"authorization"), self._refusal_id)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -151,10 +160,10 @@ class _LimitedHttp(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:  # no request is being answered on it
             self._refuse(RequestTimeout(f"the request headers did not arrive within {self.read_timeout_s:g} s"))
 
-    def _refuse(self, error: LiftError, *, retry_after: bool = False, close: bool = True) -> None:
+    def _refuse(self, error: LiftError, *, retry_after: bool = False, close: bool = True, request_id: str = "") -> None:
         if self.transport.is_closing():
             return
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         body = json.dumps({"error": {**error.to_dict(), "request_id": request_id}}).encode()
         head = [
             f"HTTP/1.1 {error.http_status} {REASONS[error.http_status]}",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
 
 import httpx
+import pytest
 
 from service.config import Settings
 from service.core.lifter import Lifter
@@ -21,9 +23,9 @@ BODY = json.dumps({"keypoints": walk(27), "format": "coco", "image_size": [1920,
 DELAY_MS = 300.0
 
 
-def _post(body: bytes) -> bytes:
-    head = f"POST /lift HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-    return head.encode() + body
+def _post(body: bytes, extra: str = "") -> bytes:
+    head = f"POST /lift HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+    return (head + extra + "\r\n").encode() + body
 
 
 def _answers(s: socket.socket, count: int) -> list[bytes]:
@@ -112,3 +114,47 @@ def test_a_request_the_queue_could_never_hold_does_not_lock_the_door() -> None:
         after = [httpx.post(f"{url}/lift", json=body).status_code for _ in range(3)]
     assert never.status_code == 413
     assert after == [200, 200, 200]
+
+
+def test_a_door_refusal_carries_one_request_id_in_its_header_body_and_audit_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client's ``x-request-id`` (at most 128 characters) or a fresh one: the same in the 503's header, its
+    error body and the audit line, so a refused request can be found in the logs as an admitted one can."""
+    backend = FakeBackend()
+    backend.hold = threading.Event()
+    settings = Settings(max_queued_windows=2, max_batch_size=2, refusal_delay_ms=0)
+    lifter = Lifter(backend, settings)
+    caplog.set_level(logging.INFO, logger="motionlift.audit")
+    with serve_service(settings, lifter) as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        async def full_queue() -> list[bytes]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                running = asyncio.create_task(client.post("/lift", content=BODY))
+                await asyncio.to_thread(backend.running.wait)
+                queued = asyncio.create_task(client.post("/lift", content=BODY))
+                await asyncio.to_thread(until, lambda: lifter.batcher.queued == 2, "the queue to fill")
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(_post(BODY, "x-request-id: door-42\r\n") + _post(BODY, f"x-request-id: {'a' * 200}\r\n"))
+                    s.sendall(_post(BODY))
+                    refused = await asyncio.to_thread(_answers, s, 3)
+                backend.hold.set()  # type: ignore[union-attr]
+                assert [(await running).status_code, (await queued).status_code] == [200, 200]
+                return refused
+
+        refused = asyncio.run(full_queue())
+    ids = []
+    for answer in refused:
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 503"), head
+        header = next(h.split(b": ", 1)[1] for h in head.split(b"\r\n") if h.lower().startswith(b"x-request-id:"))
+        assert json.loads(body)["error"]["request_id"] == header.decode()
+        ids.append(header.decode())
+    assert ids[:2] == ["door-42", "a" * 128] and len(ids[2]) == 32 and ids[2] not in ids[:2]
+    audit = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "motionlift.audit" and "outcome=overloaded" in r.getMessage()
+    ]
+    assert [line.split(" request=", 1)[1].split(" ", 1)[0] for line in audit] == ids, audit
