@@ -11,13 +11,14 @@ per-request log.
 
 from __future__ import annotations
 
-import re
 import shutil
 import struct
 import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
 
@@ -66,11 +67,16 @@ def split(durations: list[float], ok: int) -> tuple[list[float], list[float]]:
 
 
 def requests_total(url: str, protocol: str) -> dict[str, float]:
-    """The service's ``motionlift_requests_total`` for ``protocol``, by outcome, from ``url``/metrics."""
+    """The service's ``motionlift_requests_total`` for ``protocol``, by outcome, from ``url``/metrics (read with
+    prometheus_client's own text parser)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    pattern = re.compile(r'^motionlift_requests_total\{outcome="([^"]+)",protocol="([^"]+)"\} (\S+)$', re.M)
-    return {outcome: float(value) for outcome, proto, value in pattern.findall(text) if proto == protocol}
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "motionlift_requests_total" and sample.labels.get("protocol") == protocol
+    }
 
 
 def gap(ok_ms: list[float], refused_ms: list[float]) -> tuple[float, float] | None:
