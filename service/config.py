@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes (CUDA only)")
     threads: int = Field(0, ge=0, description="intra-op threads per model instance; 0 = usable CPUs - 1")
     instances: int = Field(1, ge=1, le=64, description="model processes, each running one batch at a time")
+    # service/backends/torchscript/cpus.py (placement) measures why; only `motionlift serve` pins its own threads.
+    pin_cpus: bool = Field(
+        True,
+        description="CPU model: each model process on CPUs of its own, the gateway's threads on the rest "
+        "(when at least one CPU is left for the gateway and no cgroup quota shares them)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     # json: one object per line with request and trace ids (service/telemetry/logs.py; README "Tracing and logs").
     log_format: Literal["text", "json"] = Field(

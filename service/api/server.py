@@ -18,7 +18,9 @@ from service.api.grpc.server import RpcServer, follow_readiness
 from service.api.rest.app import create_app
 from service.api.rest.protocol import limited_http
 from service.api.tls import Certificates, certificates
+from service.backends.torchscript import cpus
 from service.backends.torchscript.backend import TorchScriptBackend
+from service.backends.torchscript.cpus import Placement
 from service.config import Settings
 from service.core.access import ANONYMOUS
 from service.core.backend import Backend
@@ -33,9 +35,9 @@ if TYPE_CHECKING:  # tritonclient is imported only when the Triton backend is as
 log = logging.getLogger(__name__)
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, placement: Placement | None = None) -> Backend:
     """The backend ``settings.backend`` names; tritonclient is imported only for ``triton`` (and torch only for
-    ``torchscript``), so a gateway image for Triton carries no torch."""
+    ``torchscript``), so a gateway image for Triton carries no torch. ``placement``: the model processes' CPUs."""
     if settings.backend == "triton":
         return triton_backend(settings)
     return TorchScriptBackend(
@@ -45,7 +47,16 @@ def make_backend(settings: Settings) -> Backend:
         instances=settings.instances,
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
+        placement=placement,
     )
+
+
+def cpu_placement(settings: Settings) -> Placement | None:
+    """Where ``motionlift serve`` puts its model processes and its own threads (``cpus.py``): ``None`` unless
+    ``pin_cpus`` and the model runs in this service's processes on the CPU."""
+    if not settings.pin_cpus or settings.backend != "torchscript" or settings.device.startswith("cuda"):
+        return None
+    return cpus.current(settings.instances, settings.threads)
 
 
 def triton_backend(settings: Settings, resolver: Resolver | None = None) -> TritonBackend:
@@ -63,13 +74,15 @@ def triton_backend(settings: Settings, resolver: Resolver | None = None) -> Trit
     )
 
 
-def build_app(settings: Settings, lifter: Lifter | None = None, *, tracer: Tracer = OFF) -> FastAPI:
+def build_app(
+    settings: Settings, lifter: Lifter | None = None, *, tracer: Tracer = OFF, placement: Placement | None = None
+) -> FastAPI:
     """The whole service for ``settings``: REST, and gRPC on ``settings.grpc_port`` (``app.state.grpc``, an
     ``RpcServer`` whose ``port`` is the bound one once started). Nothing starts until the app's lifespan
     runs. ``lifter`` replaces the TorchScript one (tests pass one over a fake backend); ``tracer`` is the new
-    lifter's (``lifter.tracer`` otherwise), closed (its spans flushed) at shutdown."""
+    lifter's (``lifter.tracer`` otherwise), closed at shutdown; ``placement``: the model's CPUs (``cpu_placement``)."""
     if lifter is None:
-        lifter = Lifter(make_backend(settings), settings, tracer=tracer)
+        lifter = Lifter(make_backend(settings, placement), settings, tracer=tracer)
     if settings.backend == "triton":
         from service.backends.triton import backend as triton
         from service.backends.triton import metrics as triton_metrics
@@ -242,5 +255,11 @@ def uvicorn_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
 
 
 def run(settings: Settings, tracer: Tracer = OFF) -> None:
-    """Serve until SIGINT/SIGTERM. One process, one loop, one model: scale with replicas, not workers."""
-    uvicorn_server(build_app(settings, tracer=tracer), settings).run()
+    """Serve until SIGINT/SIGTERM. One process, one loop, one model: scale with replicas, not workers. With a
+    ``cpu_placement``, this process's threads keep to the CPUs its model processes leave."""
+    placement = cpu_placement(settings)
+    app = build_app(settings, tracer=tracer, placement=placement)
+    if placement is not None:
+        cpus.pin_process(placement.gateway)
+        log.info("CPUs: the gateway on %s, model processes on %s", list(placement.gateway), list(placement.instances))
+    uvicorn_server(app, settings).run()

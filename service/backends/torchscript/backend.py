@@ -50,7 +50,7 @@ class TorchScriptBackend:
     ``device`` is ``auto`` / ``cpu`` / ``cuda[:N]``, ``precision`` ``auto`` (as exported) / ``fp32`` / ``bf16`` /
     ``fp16``, ``cuda_graphs`` replays captured graphs on CUDA (``runner.py``). ``instances`` model processes run
     one batch each at a time, with ``threads`` intra-op threads each (0 = ``cpus.py``'s default: all usable CPUs
-    but one).
+    but one). ``placement`` (``cpus.py``): the CPUs each instance keeps to; ``None``: any.
     ``start`` raises ``Unavailable`` naming the problem for a missing file, an unknown or absent device, or an
     unknown precision; a precision this hardware only emulates is served with a warning in the log.
     """
@@ -64,11 +64,15 @@ class TorchScriptBackend:
         instances: int = 1,
         precision: str = "auto",
         cuda_graphs: bool = False,
+        placement: cpus.Placement | None = None,
     ) -> None:
         if instances < 1:
             raise ValueError(f"instances must be >= 1, got {instances}")
+        if placement is not None and len(placement.instances) != instances:
+            raise ValueError(f"placement has CPUs for {len(placement.instances)} instances, not {instances}")
         threads = threads or cpus.default_threads(cpus.usable())
         self._spec = Spec(str(path), device=device, threads=threads, precision=precision, cuda_graphs=cuda_graphs)
+        self._owned = [()] * instances if placement is None else list(placement.instances)
         self._count = instances
         self._executor: ThreadPoolExecutor | None = None
         self._idle: asyncio.Queue[Instance] | None = None
@@ -101,7 +105,7 @@ class TorchScriptBackend:
         self._executor = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="model")
         self._idle = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        instances = [Instance(self._spec) for _ in range(self._count)]
+        instances = [Instance(replace(self._spec, cpus=owned)) for owned in self._owned]
         results = await asyncio.gather(
             *(loop.run_in_executor(self._executor, instance.start) for instance in instances), return_exceptions=True
         )
@@ -165,16 +169,17 @@ class TorchScriptBackend:
         self._live.discard(instance)
         log.error("model process %s died; restarting it (%d of %d alive)", instance.pid, len(self._live), self._count)
         if not self._closed:
-            task = asyncio.get_running_loop().create_task(self._restart(), name="model-restart")
+            task = asyncio.get_running_loop().create_task(self._restart(instance.spec.cpus), name="model-restart")
             self._restarts.add(task)
             task.add_done_callback(self._restarts.discard)
 
-    async def _restart(self) -> None:
+    async def _restart(self, owned: tuple[int, ...]) -> None:
+        """A new instance in place of a dead one, on its CPUs (``owned``); retried with growing delays."""
         loop = asyncio.get_running_loop()
         for attempt in range(10**9):
             if self._closed or self._executor is None or self._idle is None:
                 return
-            instance = Instance(self._spec)
+            instance = Instance(replace(self._spec, cpus=owned))
             try:
                 await loop.run_in_executor(self._executor, instance.start)
             except Unavailable as exc:

@@ -38,13 +38,15 @@ START_TIMEOUT_S = 300.0  # loading and warming up the full model on a slow CPU t
 @dataclass(frozen=True)
 class Spec:
     """What an instance serves: the model file, ``device`` (auto/cpu/cuda[:N]), ``threads`` (intra-op, >= 1),
-    ``precision`` (``auto`` = as exported), ``cuda_graphs``."""
+    ``precision`` (``auto`` = as exported), ``cuda_graphs``; ``cpus``: the CPUs the process keeps to (``cpus.py``,
+    placement), empty = any."""
 
     path: str
     device: str = "auto"
     threads: int = 1
     precision: str = "auto"
     cuda_graphs: bool = False
+    cpus: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def _child_main(conn: Connection, spec: Spec) -> None:
     """The model process: set up, load, report, then answer batches until told to stop or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if spec.cpus:  # before torch starts its threads, which inherit it
+        os.sched_setaffinity(0, spec.cpus)
     from service.backends.torchscript.heap import keep_freed_memory
     from service.backends.torchscript.threads import wait_passively
 

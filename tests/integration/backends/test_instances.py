@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service.backends.torchscript import cpus
 from service.backends.torchscript.backend import TorchScriptBackend
 from service.config import Settings
 from service.core.backend import Array
@@ -69,9 +70,9 @@ def test_a_killed_model_process_is_restarted_and_the_service_says_so_meanwhile(t
         assert again.status_code == 200, again.text
 
 
-def test_the_gateway_process_does_not_load_torch(tiny_model: Path) -> None:
+def test_the_gateway_process_does_not_load_torch_and_keeps_off_the_model_cpus(tiny_model: Path) -> None:
     """`motionlift serve` on the CPU: torch lives in the model process only (the gateway was 262 MiB with it,
-    84 MiB without)."""
+    84 MiB without); every thread of the gateway keeps to the CPUs the model process leaves (cpus.py, placement)."""
     import subprocess
     import sys
 
@@ -85,9 +86,60 @@ def test_the_gateway_process_does_not_load_torch(tiny_model: Path) -> None:
         wait_ready(server, f"http://127.0.0.1:{port}/readyz", 120)
         maps = Path(f"/proc/{server.pid}/maps").read_text()
         assert "libtorch" not in maps
+        placement = cpus.current(instances=1, threads=0)
+        everything = set(os.sched_getaffinity(0))
+        gateway = set(placement.gateway) if placement else everything
+        model = set(placement.instances[0]) if placement else everything
+        threads = os.listdir(f"/proc/{server.pid}/task")
+        assert len(threads) > 3  # the loop, grpcio's, the model's pipe thread: all of them
+        assert {t: os.sched_getaffinity(int(t)) for t in threads} == {t: gateway for t in threads}
+        [child] = [p for p in _children(server.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        model_threads = os.listdir(f"/proc/{child}/task")
+        assert {t: os.sched_getaffinity(int(t)) for t in model_threads} == {t: model for t in model_threads}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(c)
+        for t in os.listdir(f"/proc/{pid}/task")
+        for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()
+    ]
+
+
+def test_model_processes_keep_to_their_cpus_and_a_restarted_one_gets_the_same(tiny_model: Path) -> None:
+    mask = sorted(os.sched_getaffinity(0))
+    if len(mask) < 2:
+        pytest.skip("placement needs two CPUs")
+    placement = cpus.Placement(gateway=(mask[0],), instances=((mask[-1],),))
+
+    async def run() -> tuple[set[int], set[int]]:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, placement=placement)
+        await backend.start()
+        try:
+            [pid] = backend.pids
+            first = os.sched_getaffinity(pid)
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(Unavailable):
+                await backend.infer(np.zeros((1, 27, 17, 3), np.float32))
+            for _ in range(1200):
+                if backend.pids and backend.pids != [pid]:
+                    break
+                await asyncio.sleep(0.1)
+            [again] = backend.pids
+            return first, os.sched_getaffinity(again)
+        finally:
+            await backend.close()
+
+    first, again = asyncio.run(run())
+    assert first == again == {mask[-1]}
+
+
+def test_a_placement_for_other_instances_is_refused(tiny_model: Path) -> None:
+    with pytest.raises(ValueError, match="placement has CPUs for 1 instances, not 2"):
+        TorchScriptBackend(tiny_model, instances=2, placement=cpus.Placement((0,), ((1,),)))
 
 
 def test_a_cancelled_batch_does_not_hand_its_answer_to_the_next(tiny_model: Path) -> None:

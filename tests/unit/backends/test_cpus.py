@@ -30,3 +30,28 @@ def test_usable_cpus_are_the_affinity_mask_capped_by_the_quota(tmp_path: Path) -
 
 def test_the_default_leaves_one_cpu_to_the_gateway() -> None:
     assert [cpus.default_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
+
+
+def test_instances_own_the_last_cpus_and_the_gateway_keeps_the_rest() -> None:
+    assert cpus.placement([0, 1], instances=1, threads=1, allowed=None) == cpus.Placement((0,), ((1,),))
+    assert cpus.placement([3, 0, 2, 1], instances=1, threads=3, allowed=None) == cpus.Placement((0,), ((1, 2, 3),))
+    assert cpus.placement(range(8), instances=3, threads=2, allowed=8.0) == cpus.Placement(
+        (0, 1), ((2, 3), (4, 5), (6, 7))
+    )
+
+
+def test_no_placement_when_the_gateway_would_have_no_cpu_or_a_quota_shares_them() -> None:
+    assert cpus.placement([0], instances=1, threads=1, allowed=None) is None  # one CPU: nothing to keep apart
+    assert cpus.placement([0, 1], instances=2, threads=1, allowed=None) is None  # the gateway would have none
+    assert cpus.placement([0, 1, 2, 3], instances=1, threads=4, allowed=None) is None
+    assert cpus.placement([0, 1, 2, 3], instances=1, threads=1, allowed=2.0) is None  # 2 CPUs of time over 4
+
+
+def test_the_current_placement_reads_this_process_mask_and_quota(tmp_path: Path) -> None:
+    mask = sorted(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    expected = cpus.placement(mask, 1, cpus.default_threads(len(mask)), None)
+    assert cpus.current(instances=1, threads=0, cpu_max=cpu_max) == expected
+    cpu_max.write_text("50000 100000\n")
+    assert cpus.current(instances=1, threads=0, cpu_max=cpu_max) is None
