@@ -89,8 +89,10 @@ class Settings(BaseSettings):
         10.0, ge=0, description="on SIGTERM, how long work in flight may finish before it is cut off"
     )
     # A refused client that retries at once makes another refusal: the wait caps that storm (protocol.py says why).
+    # 15, not 25: with the model on CPUs of its own, 25 ms put gRPC refusals over 50 ms at p99 (50.5-53.5 ms in
+    # `motionlift bench overload` with h2load) and 15 ms did not (38-49 ms), at the same goodput.
     refusal_delay_ms: float = Field(
-        25.0, ge=0, le=1000, description="how long a refusal at admission (503) waits before it is sent"
+        15.0, ge=0, le=1000, description="how long a refusal at admission (503) waits before it is sent"
     )
     overlap: int | None = Field(
         None, ge=0, description="default overlap of consecutive windows in frames; unset = window // 4"
