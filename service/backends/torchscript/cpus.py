@@ -20,10 +20,13 @@ a core (the loop under load, a body reader, another process). ``--threads`` over
 **Placement** (``--pin-cpus``, on by default): leaving a CPU to the gateway is a count, and the scheduler does not
 keep to it. At 10x overload over gRPC the gateway's loop and grpcio's threads want about a core between them, in
 bursts that spill onto the model's CPU: the model process waited runnable 14% of the time (``/proc/<pid>/task/*/
-schedstat``; 0.3% at the saturating load) and answered 0.83-0.88 x the saturated goodput. With each model instance
+schedstat``; 0.3% at the saturating load) and answered 0.80-0.88 x the saturated goodput. With each model instance
 on CPUs of its own and the gateway's threads on the rest (``placement``), the wait fell to 8-9%, the remainder
-from processes outside the service (the benchmark's own probe, 9% of a CPU). Like Kubernetes' static CPU manager
-policy, but for the processes inside one container.
+from processes outside the service (the benchmark's own probe, 9% of a CPU). The model is pinned too, not only
+the gateway: the scheduler wakes it on the CPU of the thread that hands it a batch, and with the gateway alone
+pinned goodput fell to 0.37 x in one run. The cost: beside a foreign busy process the model cannot move off its
+CPU (one stream of ``bench stream --hog 1`` lost 1 frame in 300 pinned, none unpinned); ``--pin-cpus off``. Like
+Kubernetes' static CPU manager policy, but for the processes inside one container.
 """
 
 from __future__ import annotations
