@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -283,6 +284,9 @@ def add_command(bench_sub: Any) -> None:
 
 
 def _command(args: Any) -> int:
+    if args.rounds < 1:
+        print(f"motionlift bench overload: --rounds must be at least 1, got {args.rounds}", file=sys.stderr)
+        return 2
     report = run(
         args.model,
         frames=args.frames,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from service.bench.overload import Point, alternating
+import argparse
+
+import pytest
+
+from service.bench.overload import Point, _command, alternating
 
 
 def test_loads_alternate_so_a_steady_drift_cancels() -> None:
@@ -18,3 +22,8 @@ def test_pooled_points_add_calls_and_seconds() -> None:
     assert (pooled.seconds, pooled.ok_ms, pooled.refused_ms, pooled.other) == (20.0, [300.0, 310.0, 320.0], [30.0], 1)
     assert pooled.health_ms == [4.0, 5.0, 6.0] and pooled.generator == "h2load"
     assert pooled.goodput(81) == 3 * 81 / 20.0
+
+
+def test_no_rounds_is_refused_before_any_server_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _command(argparse.Namespace(rounds=0)) == 2
+    assert capsys.readouterr().err == "motionlift bench overload: --rounds must be at least 1, got 0\n"
