@@ -50,6 +50,7 @@ class Lifter:
         self.inference = Inference(backend, settings, self.metrics, tracer)
         self.batcher = self.inference.batcher
         self.door = Door(settings.max_queued_windows)
+        self.refusals = audit.Refusals()  # audit lines of refusals, at most 20 a second (audit.py says why)
         self.access = settings_access(settings)
         self.metrics.watch(queue_depth=lambda: self.batcher.queued, ready=lambda: float(self.backend.ready))
 
@@ -88,6 +89,7 @@ class Lifter:
         await self.inference.start()
 
     async def close(self) -> None:
+        self.refusals.flush()
         await self.batcher.close()
         await self.backend.close()
 
@@ -151,7 +153,7 @@ class Lifter:
         if admitted and not isinstance(error, Overloaded | Unavailable):
             self.door.settle(None)
         self.metrics.on_request(protocol, error.code)
-        audit.request(caller, request_id, protocol, 0, error.code, 0.0)
+        self.refusals.refused(caller, request_id, protocol, error.code)
         return error
 
     def open_stream(
