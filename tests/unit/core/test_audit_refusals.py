@@ -58,5 +58,6 @@ def test_nothing_is_counted_when_the_audit_logger_is_silenced(caplog: pytest.Log
     caplog.set_level(logging.WARNING, logger="motionlift.audit")
     refusals = Refusals(per_s=0)
     refusals.refused(ANONYMOUS, "r0", "rest", "overloaded")
+    caplog.set_level(logging.INFO, logger="motionlift.audit")  # turned on again: no summary of the silent time
     refusals.flush()
     assert lines(caplog) == []
