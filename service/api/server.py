@@ -261,5 +261,6 @@ def run(settings: Settings, tracer: Tracer = OFF) -> None:
     app = build_app(settings, tracer=tracer, placement=placement)
     if placement is not None:
         cpus.pin_process(placement.gateway)
-        log.info("CPUs: the gateway on %s, model processes on %s", list(placement.gateway), list(placement.instances))
+        owned = [list(instance) for instance in placement.instances]
+        log.info("CPUs: the gateway on %s, model processes on %s", list(placement.gateway), owned)
     uvicorn_server(app, settings).run()
