@@ -156,6 +156,12 @@ class Lifter:
         self.refusals.refused(caller, request_id, protocol, error.code)
         return error
 
+    def abandoned(self, protocol: str) -> None:
+        """Count a request the door admitted whose client left before its body or message was read: its outcome is
+        ``cancelled``, and its reservation of queue room (``service.core.admission``) ends now, not at expiry."""
+        self.door.settle(None)
+        self.metrics.on_request(protocol, "cancelled")
+
     def open_stream(
         self,
         options: StreamOptions,

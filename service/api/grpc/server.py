@@ -14,8 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api.grpc.guard import KeyGuard
-from service.api.grpc.servicer import LifterServicer
-from service.api.pb.motionlift.v1 import lift_pb2, lift_pb2_grpc
+from service.api.grpc.servicer import LifterServicer, handlers
+from service.api.pb.motionlift.v1 import lift_pb2
 from service.api.tls import certificates
 from service.config import Settings
 from service.core.lifter import Lifter
@@ -53,8 +53,9 @@ class RpcServer:
                 ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
             ],
         )
-        servicer = LifterServicer(self._lifter)
-        lift_pb2_grpc.add_LifterServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated
+        methods = handlers(LifterServicer(self._lifter))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
+        server.add_registered_method_handlers(SERVICE, methods)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         services = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)

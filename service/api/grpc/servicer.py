@@ -1,6 +1,9 @@
 """The gRPC servicer of ``motionlift.v1.Lifter`` (unary ``Lift``, bidirectional ``LiftStream``): it only
 translates messages (``wire``) and calls the core (``Lifter.lift``, ``Lifter.open_stream``). The server around
-it (health, reflection, lifecycle) is ``service.api.grpc.server``.
+it (health, reflection, lifecycle) is ``service.api.grpc.server``; ``handlers`` are its method handlers.
+
+Admission before work: a ``Lift`` call is admitted (key, then ``Lifter.admit``) before its message is read, as a
+REST request is before its body; a refused call's message is never received or decoded.
 
 Errors: a ``LiftError`` from the core ends the call with ``grpc.StatusCode[error.grpc_code]`` (the one
 error table, ``service.errors``) and the details ``"<field>: <message>"``; trailing metadata carries
@@ -26,13 +29,12 @@ import grpc
 
 from service.api.grpc import wire
 from service.api.pb.motionlift.v1 import lift_pb2 as pb
-from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from service.core.access import ANONYMOUS, Caller
 from service.core.lifter import Lifter
 from service.core.results import coordinates
 from service.core.streams import StreamSession
 from service.core.trace import Span
-from service.errors import LiftError
+from service.errors import InvalidInput, LiftError
 from service.telemetry import logs
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,21 @@ def _ended(span: Span, code: grpc.StatusCode) -> None:
         span.fail(f"gRPC {code.name}")
 
 
+async def _message(requests: AsyncIterator[pb.LiftRequest], context: Context) -> pb.LiftRequest:
+    """The unary call's one message. Raises ``InvalidInput`` when the client half-closed without sending one, and
+    ``asyncio.CancelledError`` when it left instead. A second message, which no gRPC client sends on a unary
+    method, is never read."""
+    message = await anext(aiter(requests), None)
+    if message is None:
+        # A cancelled call's messages end as a half-closed one's do; grpcio cancels this task from its own
+        # callback for the same event, which runs on the next turn of the loop.
+        await asyncio.sleep(0)
+        if context.cancelled():
+            raise asyncio.CancelledError("the client cancelled the call before sending its message")
+        raise InvalidInput("the call ended without a LiftRequest message", field="request")
+    return message
+
+
 async def _abort(context: Context, exc: BaseException, request_id: str, method: str, span: Span) -> NoReturn:
     """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does). An error of
     grpc's own (the call already aborted or ended) is raised again as it is: the call has its status."""
@@ -93,7 +110,7 @@ async def _abort(context: Context, exc: BaseException, request_id: str, method: 
     raise AssertionError("context.abort returned")  # it always raises; this tells the type checker
 
 
-class LifterServicer(lift_pb2_grpc.LifterServicer):
+class LifterServicer:
     """``motionlift.v1.Lifter`` over a started ``Lifter``."""
 
     def __init__(self, lifter: Lifter) -> None:
@@ -117,36 +134,44 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         given = next((str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None)
         return self._lifter.access.authenticate(given)
 
-    async def Lift(self, request: pb.LiftRequest, context: Context) -> pb.LiftResponse:
-        """Decode, ``Lifter.lift`` with the call's remaining time, encode; errors as the module says."""
+    async def Lift(self, requests: AsyncIterator[pb.LiftRequest], context: Context) -> pb.LiftResponse:
+        """Admission, then the one message: decoded, ``Lifter.lift`` with the call's remaining time, encoded;
+        errors as the module says. Served as a stream-unary handler (``handlers``), so that admission comes before
+        the message is read."""
         request_id = _request_id(context)
         with logs.request(request_id), self._span("Lift", context, request_id) as span:
             _started(span, "Lift")
             try:
-                response = await self._lift(request, context, request_id)
+                response = await self._lift(requests, context, request_id)
             except Exception as exc:
                 await _abort(context, exc, request_id, "Lift", span)
             _ended(span, grpc.StatusCode.OK)
             return response
 
-    async def _lift(self, request: pb.LiftRequest, context: Context, request_id: str) -> pb.LiftResponse:
+    async def _lift(
+        self, requests: AsyncIterator[pb.LiftRequest], context: Context, request_id: str
+    ) -> pb.LiftResponse:
+        caller = ANONYMOUS
         try:
             caller = self._caller(context)
-        except LiftError as exc:  # before admission: no reservation to settle
+            # Before the message is read: a refused call's message is never received or decoded. At 10x overload
+            # that is most calls, and grpcio's reading and decoding of each was CPU the gateway did not have.
+            self._lifter.admit()
+        except LiftError as exc:  # refused at the door: no reservation to settle
             await asyncio.sleep(self._refusal_delay_s)
-            raise self._lifter.refused(exc, protocol="grpc", admitted=False, request_id=request_id) from None
+            error = self._lifter.refused(exc, protocol="grpc", admitted=False, caller=caller, request_id=request_id)
+            raise error from None
         try:
-            try:
-                self._lifter.admit()  # before any work: the message is decoded only if it can be queued
-            except LiftError:
-                await asyncio.sleep(self._refusal_delay_s)
-                raise
+            request = await _message(requests, context)
             if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
                 tracks, options = await asyncio.to_thread(wire.lift_input, request)
             else:
                 tracks, options = wire.lift_input(request)
         except LiftError as exc:
             raise self._lifter.refused(exc, protocol="grpc", caller=caller, request_id=request_id) from None
+        except asyncio.CancelledError:  # the client left before its request reached the queue
+            self._lifter.abandoned("grpc")
+            raise
         result = await self._lifter.lift(
             tracks, options, timeout_s=context.time_remaining(), protocol="grpc", caller=caller, request_id=request_id
         )
@@ -214,3 +239,21 @@ class LifterServicer(lift_pb2_grpc.LifterServicer):
         except Exception:
             log.exception("unhandled error reading LiftStream (request %s)", request_id)
             await session.fail(LiftError("internal error"))  # INTERNAL; _abort adds the request id
+
+
+def handlers(servicer: LifterServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """``motionlift.v1.Lifter``'s method handlers over ``servicer``, by method name. ``Lift`` is unary in the proto
+    and on the wire (one message each way) but served as stream-unary: a unary handler gets its message only after
+    grpcio has received and decoded it, so admission could not come first."""
+    return {
+        "Lift": grpc.stream_unary_rpc_method_handler(
+            servicer.Lift,
+            request_deserializer=pb.LiftRequest.FromString,
+            response_serializer=pb.LiftResponse.SerializeToString,
+        ),
+        "LiftStream": grpc.stream_stream_rpc_method_handler(
+            servicer.LiftStream,
+            request_deserializer=pb.StreamRequest.FromString,
+            response_serializer=pb.StreamResponse.SerializeToString,
+        ),
+    }

@@ -118,7 +118,7 @@ def add_lift(app: FastAPI, lifter: Lifter, reader: BodyReader) -> None:
                 exc, protocol="rest", caller=caller_of(request), request_id=request.state.request_id
             ) from None
         except ClientDisconnect:  # the client left while sending its body: nobody to answer, nothing went wrong
-            lifter.metrics.on_request("rest", "cancelled")
+            lifter.abandoned("rest")
             log.info("client went away while sending its body; request %s dropped", request.state.request_id)
             return Response(status_code=499)
         result = await _unless_disconnected(
