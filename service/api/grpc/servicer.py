@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractContextManager
 from types import MappingProxyType
-from typing import Final, NoReturn, TypeAlias
+from typing import Final, TypeAlias
 
 import grpc
 
@@ -85,9 +85,12 @@ async def _message(requests: AsyncIterator[pb.LiftRequest], context: Context) ->
     return message
 
 
-async def _abort(context: Context, exc: BaseException, request_id: str, method: str, span: Span) -> NoReturn:
-    """End the call for ``exc`` (raises ``grpc.aio.AbortError``, as ``context.abort`` always does). An error of
-    grpc's own (the call already aborted or ended) is raised again as it is: the call has its status."""
+def _fail(context: Context, exc: BaseException, request_id: str, method: str, span: Span) -> None:
+    """Set the call's status for ``exc`` (code, details, trailing metadata); the handler then returns, and grpcio
+    ends the call with it. An error of grpc's own (the call already aborted or ended) is raised again as it is: the
+    call has its status. Not ``context.abort``: grpcio keeps the ``AbortError`` it raises in the call's state,
+    whose frames hold that state, a reference cycle of about 40 objects per call; at 10x overload the garbage
+    collector's share of the gateway was 6%, in pauses up to 20 ms."""
     if isinstance(exc, grpc.aio.BaseError):
         raise exc
     metadata: list[tuple[str, str]] = [("x-request-id", request_id)]
@@ -106,8 +109,9 @@ async def _abort(context: Context, exc: BaseException, request_id: str, method: 
         log.error("unhandled error in %s (request %s)", method, request_id, exc_info=exc)
         code, details = grpc.StatusCode.INTERNAL, f"internal error (request {request_id})"
     _ended(span, code)
-    await context.abort(code, details, tuple(metadata))
-    raise AssertionError("context.abort returned")  # it always raises; this tells the type checker
+    context.set_code(code)
+    context.set_details(details)
+    context.set_trailing_metadata(tuple(metadata))
 
 
 class LifterServicer:
@@ -134,7 +138,7 @@ class LifterServicer:
         given = next((str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None)
         return self._lifter.access.authenticate(given)
 
-    async def Lift(self, requests: AsyncIterator[pb.LiftRequest], context: Context) -> pb.LiftResponse:
+    async def Lift(self, requests: AsyncIterator[pb.LiftRequest], context: Context) -> pb.LiftResponse | None:
         """Admission, then the one message: decoded, ``Lifter.lift`` with the call's remaining time, encoded;
         errors as the module says. Served as a stream-unary handler (``handlers``), so that admission comes before
         the message is read."""
@@ -144,7 +148,8 @@ class LifterServicer:
             try:
                 response = await self._lift(requests, context, request_id)
             except Exception as exc:
-                await _abort(context, exc, request_id, "Lift", span)
+                _fail(context, exc, request_id, "Lift", span)
+                return None  # the status set by _fail ends the call
             _ended(span, grpc.StatusCode.OK)
             return response
 
@@ -159,8 +164,11 @@ class LifterServicer:
             self._lifter.admit()
         except LiftError as exc:  # refused at the door: no reservation to settle
             await asyncio.sleep(self._refusal_delay_s)
-            error = self._lifter.refused(exc, protocol="grpc", admitted=False, caller=caller, request_id=request_id)
-            raise error from None
+            # Raised as made, never kept in a local: a frame of the traceback holding its own exception would be a
+            # reference cycle per refusal for the garbage collector.
+            raise self._lifter.refused(
+                exc, protocol="grpc", admitted=False, caller=caller, request_id=request_id
+            ) from None
         try:
             request = await _message(requests, context)
             if sum(len(t.keypoints.values) for t in request.tracks) > OFFLOAD_VALUES:
@@ -190,7 +198,8 @@ class LifterServicer:
                     async for response in responses:
                         yield response
                 except Exception as exc:
-                    await _abort(context, exc, request_id, "LiftStream", span)
+                    _fail(context, exc, request_id, "LiftStream", span)
+                    return  # the status set by _fail ends the call
             _ended(span, grpc.StatusCode.OK)
 
     async def _stream(
@@ -238,7 +247,7 @@ class LifterServicer:
             return
         except Exception:
             log.exception("unhandled error reading LiftStream (request %s)", request_id)
-            await session.fail(LiftError("internal error"))  # INTERNAL; _abort adds the request id
+            await session.fail(LiftError("internal error"))  # INTERNAL; _fail adds the request id
 
 
 def handlers(servicer: LifterServicer) -> dict[str, grpc.RpcMethodHandler]:

@@ -6,10 +6,12 @@ arrives or the client leaves: ``service.core.admission``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import socket
 import threading
+import types
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,7 @@ from service.api.pb.motionlift.v1 import lift_pb2_grpc
 from service.api.server import build_app
 from service.config import Settings
 from service.core.lifter import Lifter
+from service.errors import LiftError
 from tests.fakes import FakeBackend
 from tests.rpc import keypoints, rpc_error, trailing
 from tests.servers import serve_app, serve_rest, until
@@ -201,6 +204,34 @@ async def test_a_client_that_leaves_before_its_message_is_counted_cancelled_and_
             call.cancel()
             await asyncio.to_thread(until, lambda: lifter.door.held == 0, "the reservation to end")
             await asyncio.to_thread(until, lambda: outcomes(url, "grpc") == {"cancelled": 1.0}, "the call counted")
+
+
+async def test_refused_calls_leave_no_reference_cycles_for_the_garbage_collector() -> None:
+    # At 10x overload a cycle per refusal (grpcio keeps context.abort's exception in the call's state) made the
+    # collector 6% of the gateway, in pauses up to 20 ms; refusals must be freed by reference counting.
+    with served(max_queued_windows=2, refusal_delay_ms=0) as (_, target, backend, lifter):
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = lift_pb2_grpc.LifterStub(channel)  # type: ignore[no-untyped-call]  # generated
+            running, queued = await fill(stub, backend, lifter)
+            codes = [(await rpc_error(stub.Lift(request(5), timeout=30))).code() for _ in range(5)]  # warm
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                codes += [(await rpc_error(stub.Lift(request(5), timeout=30))).code() for _ in range(20)]
+                gc.collect()
+                ours = [
+                    o
+                    for o in gc.garbage
+                    if isinstance(o, LiftError | grpc.aio.AbortError)
+                    or (isinstance(o, types.FrameType) and "/service/" in o.f_code.co_filename)
+                ]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+            assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 25
+            assert ours == []
+            backend.hold.set()  # type: ignore[union-attr]
+            assert len((await running).tracks) == len((await queued).tracks) == 1
 
 
 def test_a_rest_client_that_leaves_mid_body_frees_its_room() -> None:
