@@ -76,11 +76,12 @@ async def _message(requests: AsyncIterator[pb.LiftRequest], context: Context) ->
     method, is never read."""
     message = await anext(aiter(requests), None)
     if message is None:
-        # A cancelled call's messages end as a half-closed one's do; grpcio cancels this task from its own
-        # callback for the same event, which runs on the next turn of the loop.
-        await asyncio.sleep(0)
-        if context.cancelled():
-            raise asyncio.CancelledError("the client cancelled the call before sending its message")
+        # A cancelled call's messages end as a half-closed one's do. Sending the headers tells them apart: that
+        # fails only when the call is gone (grpcio cancels this task for it, or the send raises).
+        try:
+            await context.send_initial_metadata(())
+        except Exception:
+            raise asyncio.CancelledError("the client cancelled the call before sending its message") from None
         raise InvalidInput("the call ended without a LiftRequest message", field="request")
     return message
 
