@@ -24,6 +24,7 @@ class FakeBackend:
         self.batches: list[tuple[int, ...]] = []
         self.headers: list[Mapping[str, str] | None] = []  # the trace context each batch was given
         self.started = asyncio.Event()
+        self.slots_ahead = 0  # batches it takes beyond slots (Backend.ahead)
         self.slots = 1  # its concurrency: a test may change it while it runs, as servers of a remote one come and go
         self._ready = False
 
@@ -34,6 +35,10 @@ class FakeBackend:
     @property
     def concurrency(self) -> int:
         return self.slots
+
+    @property
+    def ahead(self) -> int:
+        return self.slots_ahead
 
     @property
     def info(self) -> ModelInfo:

@@ -36,6 +36,7 @@ class Echo:
 
     ready = True
     concurrency = 1
+    ahead = 0
     info = ModelInfo("echo", "echo", 0, 27, False, "none", "fp32", "cpu")
 
     async def start(self) -> None:

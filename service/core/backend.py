@@ -81,7 +81,7 @@ class Backend(Protocol):
     """Runs the lifting model on batches of equal-length windows.
 
     Lifecycle: construct (cheap, no I/O) -> ``await start()`` (load, warm up; ``ready`` becomes True)
-    -> ``infer`` any number of times, at most ``concurrency`` calls at once -> ``await close()``.
+    -> ``infer`` any number of times, at most ``concurrency + ahead`` calls at once -> ``await close()``.
     """
 
     @property
@@ -93,6 +93,12 @@ class Backend(Protocol):
     def concurrency(self) -> int:
         """How many batches it can usefully run at once (1 for a model in this process); valid after start, and
         it may change while it runs (servers of a remote backend joining and leaving)."""
+        ...
+
+    @property
+    def ahead(self) -> int:
+        """How many more batches it takes while ``concurrency`` run, each queued where the model runs and started
+        the moment a running one ends, so the model does not wait for this process between batches (0: none)."""
         ...
 
     @property

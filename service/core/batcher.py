@@ -5,7 +5,10 @@ attention mask, so windows of different lengths must never be padded into one ba
 when its group is full (``max_batch_size`` items or ``max_batch_cost`` cost units, e.g. frames) or its
 oldest item has waited ``max_delay_s`` -- and only when fewer than ``max_running`` batches are in flight
 (1 for an in-process model; more for a remote one with several instances, so its round trips overlap), so
-while the model is busy the next batch keeps filling (as Triton's dynamic batcher does). The batcher knows nothing of
+while the model is busy the next batch keeps filling (as Triton's dynamic batcher does). A batch that can no
+longer grow (full, or the queue is at its bound so nothing more can join) may leave ``max_ahead`` batches early,
+to wait where the model runs: the model then starts it the moment the running one ends, instead of idling while a
+busy event loop hands it over (at 10x overload the model idled 5-7% of the time that way). The batcher knows nothing of
 tensors, HTTP or gRPC; each batch runs in a ``batch`` span of the tracer (``service.core.trace``), the child of its
 first traced caller's span and linked to the others'.
 """
@@ -89,9 +92,11 @@ class Batcher(Generic[T, R]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.max_running = max_running  # batches in flight at once: 1 for an in-process model
+        self.max_ahead = 0  # batches that cannot grow, sent beyond max_running to wait at the model
         self._running: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._last_batch_s = 0.0
+        self._last_end = 0.0  # when the last batch ended (clock): a batch sent ahead starts no earlier
         self._tracer = tracer
 
     @property
@@ -207,28 +212,37 @@ class Batcher(Generic[T, R]):
             now = self._clock()
             self._prune(now)
             group = self._oldest_group()
-            busy = len(self._running) >= self.max_running
+            running = len(self._running)
             timeout: float | None = None
-            if group is not None and not busy:
+            if group is not None and running < self.max_running:
                 due = group[0].enqueued + self.max_delay_s
                 if self._full(group) or now >= due:
-                    batch = self._take(group)
-                    task = asyncio.create_task(self._execute(batch))
-                    self._running.add(task)
-                    task.add_done_callback(self._finished)
+                    self._send(self._take(group), ahead=False)
                     continue
                 timeout = due - now
+            elif (
+                group is not None
+                and running < self.max_running + self.max_ahead
+                and (self._full(group) or self._queued >= self.max_queued)  # it cannot grow by waiting
+            ):
+                self._send(self._take(group), ahead=True)
+                continue
             if timeout is None:
                 await self._wake.wait()
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
+    def _send(self, batch: list[_Entry[T, R]], *, ahead: bool) -> None:
+        task = asyncio.create_task(self._execute(batch, ahead=ahead))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._wake.set()
 
-    async def _execute(self, batch: list[_Entry[T, R]]) -> None:
+    async def _execute(self, batch: list[_Entry[T, R]], *, ahead: bool = False) -> None:
         batch_id = next(self._ids)
         start = self._clock()
         try:
@@ -249,6 +263,9 @@ class Batcher(Generic[T, R]):
                     entry.future.set_exception(error)
             return
         end = self._clock()
+        if ahead:  # it waited at the model for the batch before it: that wait was queueing, not compute
+            start = min(end, max(start, self._last_end))
+        self._last_end = end
         self._last_batch_s = end - start
         if self._on_batch is not None:
             self._on_batch(len(batch), sum(e.cost for e in batch), end - start)

@@ -61,6 +61,7 @@ class Inference:
         if self.settings.max_batch_frames is None:
             self.batcher.max_batch_cost = frame_budget(self.backend.info)
         self.batcher.max_running = max(1, self.backend.concurrency)
+        self.batcher.max_ahead = self.backend.ahead
         await self.batcher.start()
 
     async def _run_batch(self, items: list[Array]) -> list[Array]:

@@ -2,8 +2,9 @@
 
 "In-process" means no server between the gateway and the model (as Triton is); the model itself runs in
 ``instances`` child processes (``instance.py`` says why a process and not a thread), each with ``threads``
-intra-op threads. A batch goes to an idle instance; an instance that dies is restarted in the background while
-the others serve, and the service is not ready while none is alive.
+intra-op threads. A batch goes to an instance with a free slot: each takes ``AHEAD`` batches beyond the one it
+runs, which wait in its pipe (``ahead``); an instance that dies is restarted in the background while the others
+serve, and the service is not ready while none is alive.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+AHEAD = 1  # batches waiting in an instance's pipe behind the one it runs: enough that it never waits for the loop
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # between attempts to bring a dead instance back; the last repeats
 
 
@@ -90,6 +92,10 @@ class TorchScriptBackend:
         return self._count
 
     @property
+    def ahead(self) -> int:
+        return self._count * AHEAD
+
+    @property
     def pids(self) -> list[int]:
         """The model processes alive now (tests and benchmarks look at them)."""
         return sorted(pid for instance in self._live if (pid := instance.pid) is not None)
@@ -101,8 +107,8 @@ class TorchScriptBackend:
         return self._info
 
     async def start(self) -> None:
-        # One thread per instance for start and run: each blocks on its pipe with the GIL released.
-        self._executor = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="model")
+        # One thread per slot for start and run: each blocks on its pipe with the GIL released.
+        self._executor = ThreadPoolExecutor(max_workers=self._count * (1 + AHEAD), thread_name_prefix="model")
         self._idle = asyncio.Queue()
         loop = asyncio.get_running_loop()
         instances = [Instance(replace(self._spec, cpus=owned)) for owned in self._owned]
@@ -116,8 +122,7 @@ class TorchScriptBackend:
         loaded = [r for r in results if isinstance(r, Loaded)]
         self._describe(loaded[0])
         for instance in instances:
-            self._live.add(instance)
-            self._idle.put_nowait(instance)
+            self._serve(instance)
 
     def _describe(self, loaded: Loaded) -> None:
         self._info = replace(ModelInfo.from_meta(loaded.meta, device=loaded.device), precision=loaded.precision)
@@ -138,9 +143,12 @@ class TorchScriptBackend:
         """``Backend.infer``; ``headers`` (trace context) are not used: the model runs in this service's processes."""
         if self._idle is None or self._executor is None or self._closed:
             raise Unavailable("the model is not loaded")
-        if not self._live:
-            raise Unavailable("no model process is running; one is being restarted")
-        instance = await self._idle.get()
+        while True:
+            if not self._live:
+                raise Unavailable("no model process is running; one is being restarted")
+            instance = await self._idle.get()
+            if instance in self._live:
+                break  # else a slot of a dead instance, dropped
         running = asyncio.get_running_loop().run_in_executor(self._executor, instance.run, batch)
         try:
             out: Array = await asyncio.shield(running)
@@ -165,7 +173,18 @@ class TorchScriptBackend:
         elif self._idle is not None and not self._closed:
             self._idle.put_nowait(instance)
 
+    def _serve(self, instance: Instance) -> None:
+        """A started instance serves: live, with all its slots free."""
+        if self._idle is None:
+            raise Unavailable("the backend is not started")
+        self._live.add(instance)
+        for _ in range(1 + AHEAD):
+            self._idle.put_nowait(instance)
+
     def _lost(self, instance: Instance) -> None:
+        """An instance whose process died (each of its batches in flight says so; the first is acted on)."""
+        if instance not in self._live:
+            return
         self._live.discard(instance)
         log.error("model process %s died; restarting it (%d of %d alive)", instance.pid, len(self._live), self._count)
         if not self._closed:
@@ -190,8 +209,7 @@ class TorchScriptBackend:
             if self._closed:
                 await loop.run_in_executor(self._executor, instance.close)
                 return
-            self._live.add(instance)
-            self._idle.put_nowait(instance)
+            self._serve(instance)
             log.info("model process %s is back (%d of %d alive)", instance.pid, len(self._live), self._count)
             return
 

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -66,14 +67,21 @@ class Loaded:
 
 class Instance:
     """The parent's handle on one model process. ``start`` (blocking: spawn, load, warm up) returns ``Loaded`` or
-    raises ``Unavailable`` with the child's reason; ``run`` (blocking, one caller at a time) returns the model's
-    output, raises ``BackendError`` when the model failed on the batch (the instance stays usable) and
-    ``Unavailable`` when the process is gone (the instance is dead: ``alive`` is False)."""
+    raises ``Unavailable`` with the child's reason; ``run`` (blocking) returns the model's output, raises
+    ``BackendError`` when the model failed on the batch (the instance stays usable) and ``Unavailable`` when the
+    process is gone (the instance is dead: ``alive`` is False).
+
+    ``run`` may be called from several threads at once: each batch is sent at once (it waits in the pipe while the
+    child computes the one before) and answers are taken in the order the batches were sent."""
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._sending = threading.Lock()
+        self._turn = threading.Condition()
+        self._sent = 0  # batches sent; the n-th (from 0) takes the n-th answer
+        self._answered = 0  # answers taken
 
     @property
     def alive(self) -> bool:
@@ -105,15 +113,29 @@ class Instance:
         return loaded
 
     def run(self, batch: Array) -> Array:
-        conn = self._conn
-        if conn is None:
-            raise Unavailable("the model process is not running")
+        with self._sending:
+            conn = self._conn
+            if conn is None:
+                raise Unavailable("the model process is not running")
+            ticket = self._sent
+            self._sent += 1
+            try:
+                conn.send(batch)
+            except OSError:
+                conn = None  # this batch's answer is still taken in turn, so the ones after it keep their order
+        with self._turn:
+            self._turn.wait_for(lambda: self._answered == ticket)
         try:
-            conn.send(batch)
+            if conn is None or self._conn is not conn:  # not sent, or an answer before it found the process gone
+                raise OSError("the model process is gone")
             kind, payload = conn.recv()
         except (EOFError, OSError):
             code = self._reap()
             raise Unavailable(f"the model process exited (exit code {code}); it is being restarted") from None
+        finally:
+            with self._turn:
+                self._answered += 1
+                self._turn.notify_all()
         if kind == "error":
             raise BackendError(f"the model failed: {payload}")
         out: Array = payload
@@ -121,12 +143,13 @@ class Instance:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Ask the child to stop and wait ``timeout_s`` for it; kill it after that. Idempotent."""
-        conn, process = self._conn, self._process
-        self._conn = None
-        if conn is not None:
-            with contextlib.suppress(OSError):  # already gone
-                conn.send(None)
-            conn.close()
+        with self._sending:  # never while a batch is being written
+            conn, process = self._conn, self._process
+            self._conn = None
+            if conn is not None:
+                with contextlib.suppress(OSError):  # already gone
+                    conn.send(None)
+                conn.close()
         if process is not None:
             process.join(timeout_s)
             if process.is_alive():
@@ -136,9 +159,10 @@ class Instance:
     def _reap(self) -> int | None:
         """The exit code of a child that is gone (or killed now); the handle is closed."""
         process = self._process
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._sending:  # a batch being written to the dead child fails first (broken pipe), then it closes
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         if process is None:
             return None
         process.join(1.0)

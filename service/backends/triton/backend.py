@@ -111,6 +111,10 @@ class TritonBackend:
         return self._instances * max(1, len(self._pool.ready)) + 1
 
     @property
+    def ahead(self) -> int:
+        return 0  # Triton queues batches itself (its dynamic batcher); concurrency already keeps its instances fed
+
+    @property
     def info(self) -> ModelInfo:
         if self._info is None:
             raise Unavailable("the model is not loaded yet")

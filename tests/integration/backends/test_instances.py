@@ -167,3 +167,52 @@ def test_a_cancelled_batch_does_not_hand_its_answer_to_the_next(tiny_model: Path
     for out in after:
         assert out.shape == (1, 27, 17, 3)
         np.testing.assert_array_equal(out, alone)
+
+
+def test_batches_queued_at_one_instance_get_their_own_answers_in_order(tiny_model: Path) -> None:
+    """An instance takes a batch ahead of the one it runs (``AHEAD``): answers come back in the order the batches
+    were sent, each to its own caller."""
+    rng = np.random.default_rng(2)
+    batches = [rng.normal(size=(n, 27, 17, 3)).astype(np.float32) for n in (8, 1, 3, 1, 5, 2)]
+
+    async def run() -> tuple[list[Array], list[Array], int]:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, instances=1)
+        await backend.start()
+        try:
+            alone = [await backend.infer(b) for b in batches]
+            together = list(await asyncio.gather(*(backend.infer(b) for b in batches)))
+            return alone, together, backend.ahead
+        finally:
+            await backend.close()
+
+    alone, together, ahead = asyncio.run(run())
+    assert ahead == 1
+    for one, other in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(other, one)
+
+
+def test_a_killed_process_fails_each_of_its_batches_and_is_restarted_once(
+    tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = np.zeros((64, 243, 17, 3), np.float32)
+
+    async def run() -> tuple[list[BaseException | Array], int, list[int]]:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, instances=1)
+        await backend.start()
+        try:
+            [pid] = backend.pids
+            both = [asyncio.create_task(backend.infer(big)) for _ in range(2)]  # one runs, one waits in the pipe
+            await asyncio.sleep(0.2)
+            os.kill(pid, signal.SIGKILL)
+            outcomes = await asyncio.gather(*both, return_exceptions=True)
+            await asyncio.to_thread(until, lambda: backend.ready, "the model process to come back", seconds=120)
+            return outcomes, pid, backend.pids
+        finally:
+            await backend.close()
+
+    outcomes, pid, pids = asyncio.run(run())
+    assert [str(o) for o in outcomes] == ["the model process exited (exit code -9); it is being restarted"] * 2
+    assert len(pids) == 1 and pids != [pid]
+    assert [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()] == [
+        f"model process {pid} died; restarting it (0 of 1 alive)"
+    ]

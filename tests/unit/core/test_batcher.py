@@ -225,3 +225,76 @@ async def test_several_batches_in_flight_when_the_backend_takes_them(runner: Run
     await asyncio.gather(*first, *second, *third)
     await b.close()
     assert runner.batches == [[3, 3], [3, 3], [3]]
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_batch_that_cannot_grow_goes_ahead_and_one_that_can_waits(runner: Runner, clock: Clock) -> None:
+    b = await make(runner, clock, max_batch_size=2, max_queued=6)
+    b.max_ahead = 1
+    runner.gate.clear()
+    first = b.submit(items(3, 3))
+    await runner.running.wait()
+    partial = b.submit(items(4))  # due (no delay) but it can still grow: it waits for the running batch
+    await settle()
+    assert runner.batches == [[3, 3]]
+    more = b.submit(items(4))  # now full (2 items): it goes ahead, beside the running one
+    await settle()
+    assert runner.batches == [[3, 3], [4, 4]]
+    last = b.submit(items(5, 5))  # full too, but one batch is ahead already
+    await settle()
+    assert runner.batches == [[3, 3], [4, 4]]
+    runner.gate.set()
+    await asyncio.gather(*first, *partial, *more, *last)
+    await b.close()
+    assert runner.batches == [[3, 3], [4, 4], [5, 5]]
+
+
+async def test_a_full_queue_sends_its_batch_ahead_though_the_batch_is_not_full(runner: Runner, clock: Clock) -> None:
+    b = await make(runner, clock, max_batch_size=4, max_queued=3)
+    b.max_ahead = 1
+    runner.gate.clear()
+    first = b.submit(items(3))
+    await runner.running.wait()
+    queued = b.submit(items(3, 3, 3))  # the queue is at its bound: nothing more can join this batch
+    await settle()
+    assert runner.batches == [[3], [3, 3, 3]]
+    assert b.queued == 0  # and room is free for the next requests
+    runner.gate.set()
+    await asyncio.gather(*first, *queued)
+    await b.close()
+
+
+async def test_a_batch_sent_ahead_counts_its_wait_for_the_model_as_queueing(clock: Clock) -> None:
+    model = asyncio.Lock()  # one model: a batch sent ahead waits for the one before it, as in an instance's pipe
+    release = [asyncio.Event(), asyncio.Event()]
+    sent: list[int] = []
+
+    async def run(batch: list[F32]) -> Sequence[F32]:
+        sent.append(len(batch[0]))
+        async with model:
+            await release[0 if len(batch[0]) == 3 else 1].wait()
+            clock.now += 2.0  # each batch computes for 2 s
+            return list(batch)
+
+    b: Batcher[F32, F32] = Batcher(
+        run, key=len, cost=len, max_batch_size=1, max_batch_cost=100, max_delay_s=0.0, max_queued=4, clock=clock
+    )
+    b.max_ahead = 1
+    await b.start()
+    first = b.submit(items(3))
+    await settle()
+    ahead = b.submit(items(4))  # full (1 item): sent ahead at t=1000
+    await settle()
+    assert sent == [3, 4]
+    clock.now += 1.0  # the first batch has run 1 s when its compute starts being counted: 2 s more
+    release[0].set()
+    release[1].set()
+    done = await asyncio.gather(*first, *ahead)
+    await b.close()
+    assert (done[0].queued_s, done[0].compute_s) == (0.0, 3.0)
+    # The second waited at the model from 1000 until the first ended at 1003, then computed 2 s.
+    assert (done[1].queued_s, done[1].compute_s) == (3.0, 2.0)
