@@ -8,7 +8,8 @@ oldest item has waited ``max_delay_s`` -- and only when fewer than ``max_running
 while the model is busy the next batch keeps filling (as Triton's dynamic batcher does). A batch that can no
 longer grow (full, or the queue is at its bound so nothing more can join) may leave ``max_ahead`` batches early,
 to wait where the model runs: the model then starts it the moment the running one ends, instead of idling while a
-busy event loop hands it over (at 10x overload the model idled 5-7% of the time that way). The batcher knows nothing of
+busy event loop hands it over (at 10x overload the model idled 5-7% of the time that way). Its items count as
+queued until the batch before it ends: ``max_queued`` bounds what waits, wherever it waits. The batcher knows nothing of
 tensors, HTTP or gRPC; each batch runs in a ``batch`` span of the tracer (``service.core.trace``), the child of its
 first traced caller's span and linked to the others'.
 """
@@ -89,6 +90,8 @@ class Batcher(Generic[T, R]):
         self._on_batch = on_batch  # (items, cost, seconds) of every batch that ran
         self._groups: dict[Hashable, deque[_Entry[T, R]]] = {}
         self._queued = 0
+        self._ahead: deque[tuple[asyncio.Task[None], int]] = deque()  # batches sent ahead, not yet started; items
+        self._waiting_ahead = 0  # their items
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.max_running = max_running  # batches in flight at once: 1 for an in-process model
@@ -101,8 +104,9 @@ class Batcher(Generic[T, R]):
 
     @property
     def queued(self) -> int:
-        """Items waiting (including ones whose callers gave up and that are not yet pruned)."""
-        return self._queued
+        """Items waiting: in the queue (including ones whose callers gave up and that are not yet pruned) and in
+        batches sent ahead that have not started."""
+        return self._queued + self._waiting_ahead
 
     async def start(self) -> None:
         """Start the background task. Idempotent."""
@@ -137,7 +141,7 @@ class Batcher(Generic[T, R]):
         """
         if self._task is None:
             raise Unavailable("the model is not serving")
-        if self._queued + len(items) > self.max_queued:
+        if self.queued + len(items) > self.max_queued:
             raise self.overloaded()
         loop = asyncio.get_running_loop()
         now = self._clock()
@@ -153,13 +157,13 @@ class Batcher(Generic[T, R]):
     def overloaded(self) -> Overloaded:
         """The error for items the queue cannot take now, with a retry hint."""
         return Overloaded(
-            f"the queue is full ({self._queued} of {self.max_queued} windows waiting); retry later",
+            f"the queue is full ({self.queued} of {self.max_queued} windows waiting); retry later",
             retry_after_s=self._retry_after_s(),
         )
 
     def _retry_after_s(self) -> float:
         # Time to drain the queue at the last batch's pace: a hint, never less than a second.
-        batches = self._queued / max(1, self.max_batch_size)
+        batches = self.queued / max(1, self.max_batch_size)
         return max(1.0, batches * self._last_batch_s)
 
     def _oldest_group(self) -> deque[_Entry[T, R]] | None:
@@ -223,7 +227,7 @@ class Batcher(Generic[T, R]):
             elif (
                 group is not None
                 and running < self.max_running + self.max_ahead
-                and (self._full(group) or self._queued >= self.max_queued)  # it cannot grow by waiting
+                and (self._full(group) or self.queued >= self.max_queued)  # it cannot grow by waiting
             ):
                 self._send(self._take(group), ahead=True)
                 continue
@@ -237,9 +241,21 @@ class Batcher(Generic[T, R]):
         task = asyncio.create_task(self._execute(batch, ahead=ahead))
         self._running.add(task)
         task.add_done_callback(self._finished)
+        if ahead:
+            self._ahead.append((task, len(batch)))
+            self._waiting_ahead += len(batch)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        # A batch ended: the oldest sent ahead starts now (or this was it, ended without starting: failed).
+        for i, (waiting, items) in enumerate(self._ahead):
+            if waiting is task:
+                del self._ahead[i]
+                self._waiting_ahead -= items
+                break
+        else:
+            if self._ahead:
+                self._waiting_ahead -= self._ahead.popleft()[1]
         self._wake.set()
 
     async def _execute(self, batch: list[_Entry[T, R]], *, ahead: bool = False) -> None:

@@ -253,7 +253,9 @@ async def test_a_batch_that_cannot_grow_goes_ahead_and_one_that_can_waits(runner
     assert runner.batches == [[3, 3], [4, 4], [5, 5]]
 
 
-async def test_a_full_queue_sends_its_batch_ahead_though_the_batch_is_not_full(runner: Runner, clock: Clock) -> None:
+async def test_a_full_queue_sends_its_batch_ahead_and_it_stays_queued_until_it_starts(
+    runner: Runner, clock: Clock
+) -> None:
     b = await make(runner, clock, max_batch_size=4, max_queued=3)
     b.max_ahead = 1
     runner.gate.clear()
@@ -262,9 +264,13 @@ async def test_a_full_queue_sends_its_batch_ahead_though_the_batch_is_not_full(r
     queued = b.submit(items(3, 3, 3))  # the queue is at its bound: nothing more can join this batch
     await settle()
     assert runner.batches == [[3], [3, 3, 3]]
-    assert b.queued == 0  # and room is free for the next requests
+    # Sent ahead, its items still wait (behind the running batch): the bound holds.
+    assert b.queued == 3
+    with pytest.raises(Overloaded, match=r"the queue is full \(3 of 3 windows waiting\)"):
+        b.submit(items(3))
     runner.gate.set()
     await asyncio.gather(*first, *queued)
+    assert b.queued == 0
     await b.close()
 
 
