@@ -119,14 +119,17 @@ class Instance:
                 raise Unavailable("the model process is not running")
             ticket = self._sent
             self._sent += 1
+            unsent: BaseException | None = None
             try:
                 conn.send(batch)
-            except OSError:
-                conn = None  # this batch's answer is still taken in turn, so the ones after it keep their order
+            except BaseException as exc:  # its turn is still taken below, or the batches after it would wait forever
+                unsent = exc
         with self._turn:
             self._turn.wait_for(lambda: self._answered == ticket)
         try:
-            if conn is None or self._conn is not conn:  # not sent, or an answer before it found the process gone
+            if unsent is not None and not isinstance(unsent, OSError):
+                raise unsent
+            if unsent is not None or self._conn is not conn:  # a broken pipe, or an answer before found it gone
                 raise OSError("the model process is gone")
             kind, payload = conn.recv()
         except (EOFError, OSError):
