@@ -271,6 +271,7 @@ class Batcher(Generic[T, R]):
             if len(results) != len(batch):
                 raise BackendError(f"the backend returned {len(results)} results for {len(batch)} items")
         except Exception as exc:
+            self._last_end = self._clock()  # a failed batch ends too: one sent ahead behind it starts now
             error = exc if isinstance(exc, LiftError) else BackendError(f"batch failed: {type(exc).__name__}")
             if error is not exc:
                 log.exception("batch %d failed", batch_id)
