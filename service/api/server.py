@@ -48,6 +48,8 @@ def make_backend(settings: Settings, placement: Placement | None = None) -> Back
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
         placement=placement,
+        batch_windows=settings.max_batch_size,  # warmed up once, so memory at start is memory under load
+        batch_frames=settings.max_batch_frames,
     )
 
 

@@ -52,7 +52,8 @@ class TorchScriptBackend:
     ``device`` is ``auto`` / ``cpu`` / ``cuda[:N]``, ``precision`` ``auto`` (as exported) / ``fp32`` / ``bf16`` /
     ``fp16``, ``cuda_graphs`` replays captured graphs on CUDA (``runner.py``). ``instances`` model processes run
     one batch each at a time, with ``threads`` intra-op threads each (0 = ``cpus.py``'s default: all usable CPUs
-    but one). ``placement`` (``cpus.py``): the CPUs each instance keeps to; ``None``: any.
+    but one). ``placement`` (``cpus.py``): the CPUs each instance keeps to; ``None``: any. ``batch_windows`` and
+    ``batch_frames``: the batcher's largest batch (``Spec``), which each instance runs once while warming up.
     ``start`` raises ``Unavailable`` naming the problem for a missing file, an unknown or absent device, or an
     unknown precision; a precision this hardware only emulates is served with a warning in the log.
     """
@@ -67,13 +68,23 @@ class TorchScriptBackend:
         precision: str = "auto",
         cuda_graphs: bool = False,
         placement: cpus.Placement | None = None,
+        batch_windows: int = 1,
+        batch_frames: int | None = None,
     ) -> None:
         if instances < 1:
             raise ValueError(f"instances must be >= 1, got {instances}")
         if placement is not None and len(placement.instances) != instances:
             raise ValueError(f"placement has CPUs for {len(placement.instances)} instances, not {instances}")
         threads = threads or cpus.default_threads(cpus.usable())
-        self._spec = Spec(str(path), device=device, threads=threads, precision=precision, cuda_graphs=cuda_graphs)
+        self._spec = Spec(
+            str(path),
+            device=device,
+            threads=threads,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
+            batch_windows=batch_windows,
+            batch_frames=batch_frames,
+        )
         self._owned = [()] * instances if placement is None else list(placement.instances)
         self._count = instances
         self._executor: ThreadPoolExecutor | None = None
@@ -129,10 +140,12 @@ class TorchScriptBackend:
         if loaded.slow:
             log.warning("serving in %s on %s although %s", loaded.precision, loaded.device, loaded.slow)
         log.info(
-            "model warmed up in %.2f s on %s in %s; one %d-frame window %.1f ms; %d instance(s) x %d intra-op threads",
+            "model warmed up in %.2f s on %s in %s, the largest batch (%d window(s)) included; one %d-frame window "
+            "%.1f ms; %d instance(s) x %d intra-op threads",
             loaded.warm_s,
             loaded.device,
             loaded.precision,
+            loaded.batch,
             self._info.window,
             loaded.window_ms,
             self._count,

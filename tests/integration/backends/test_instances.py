@@ -4,6 +4,7 @@ here, one process per instance, a killed one restarted while the service says so
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 
 from service.backends.torchscript import cpus
 from service.backends.torchscript.backend import TorchScriptBackend
+from service.backends.torchscript.instance import Spec, largest_batch
 from service.config import Settings
-from service.core.backend import Array
+from service.core.backend import Array, ModelInfo
 from service.core.lifter import Lifter
 from service.errors import Unavailable
 from tests.data import walk
@@ -216,3 +218,37 @@ def test_a_killed_process_fails_each_of_its_batches_and_is_restarted_once(
     assert [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()] == [
         f"model process {pid} died; restarting it (0 of 1 alive)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("windows", "frames", "dim_feat", "largest"),
+    [
+        (32, None, 64, 23),  # the frame budget of a 64-wide model: 640 frames, 23 windows of 27
+        (32, None, 512, 2),  # 80 frames: 2 windows
+        (32, None, 2048, 1),  # 20 frames: a window over the budget runs alone
+        (5, None, 64, 5),  # --max-batch-size first
+        (32, 60, 64, 2),  # --max-batch-frames instead of the budget
+    ],
+)
+def test_the_largest_batch_follows_the_batchers_limits(
+    windows: int, frames: int | None, dim_feat: int, largest: int
+) -> None:
+    info = ModelInfo(name="m", config="c", params=0, window=27, trained=False, weights="none", precision="fp32",
+                     device="cpu", hyperparams={"dim_feat": dim_feat})  # fmt: skip
+    assert largest_batch(Spec("m.pt", batch_windows=windows, batch_frames=frames), info) == largest
+
+
+def test_an_instance_warms_up_with_the_largest_batch(tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> Array:
+        backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, batch_windows=32, batch_frames=500)
+        await backend.start()
+        try:
+            return await backend.infer(np.zeros((2, 243, 17, 3), np.float32))  # the tiny model: 243 frames
+        finally:
+            await backend.close()
+
+    with caplog.at_level(logging.INFO, logger="service.backends.torchscript.backend"):
+        out = asyncio.run(run())
+    assert out.shape == (2, 243, 17, 3)
+    [line] = [r.getMessage() for r in caplog.records if "warmed up" in r.getMessage()]
+    assert "the largest batch (2 window(s)) included" in line, line
