@@ -243,7 +243,7 @@ def run(
     from service.bench.limit import Hog, compute_limit
     from service.bench.load import ServerProcess
 
-    limit = compute_limit(model, window=window or 27, fps=fps, flip=flip, threads=os.cpu_count() or 1)
+    limit = compute_limit(model, window=window or 27, fps=fps, flip=flip, cpus=len(os.sched_getaffinity(0)))
     server = ServerProcess(model, serve_flags)
     hogs = [Hog() for _ in range(hog)]
     try:
@@ -265,8 +265,10 @@ def run(
         "(+ (lookahead + hop - 1) / fps in look-ahead)"
     )
     text = report(rows, modes, budget_ms=budget_ms, fps=fps, header=header)
+    tried = ", ".join(f"{p} x {t} thread(s) {rate:.0f}" for p, t, rate in limit.layouts)
     return text + (
-        f"\ncompute limit (the raw model alone, {limit.threads} threads, no hog, best batch {limit.best_batch}): "
+        f"\ncompute limit (the raw model alone, no hog, best of {tried} windows/s): "
+        f"{limit.processes} process(es) x {limit.threads} thread(s) at batch {limit.best_batch}, "
         f"{limit.windows_per_s:.0f} windows/s = {limit.streams:.1f} streams of {limit.per_stream:g} windows/s"
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from service.bench.limit import BATCHES, Hog, compute_limit
+from service.bench.limit import BATCHES, Hog, compute_limit, layouts
 from service.bench.stream import Mode, drive, parse_modes, report, sweep
 from tests.conftest import Served
 from tests.servers import until
@@ -38,9 +39,25 @@ def test_the_sweep_stops_at_the_first_point_that_fails(served: Served) -> None:
 
 
 def test_the_compute_limit_is_the_best_rate_over_batches(tiny_model: Path) -> None:
-    limit = compute_limit(tiny_model, window=4, fps=30, flip=True, threads=1, seconds=0.05)
-    assert limit.best_batch in BATCHES and (limit.window, limit.threads, limit.per_stream) == (4, 1, 60)
-    assert limit.windows_per_s > 0 and limit.streams == pytest.approx(limit.windows_per_s / 60)
+    limit = compute_limit(tiny_model, window=4, fps=30, flip=True, cpus=2, seconds=0.05)
+    assert limit.best_batch in BATCHES and (limit.window, limit.per_stream) == (4, 60)
+    assert [(p, t) for p, t, _ in limit.layouts] == [(1, 2), (2, 1)]
+    assert limit.windows_per_s == max(rate for _, _, rate in limit.layouts) > 0
+    assert (limit.processes, limit.threads, limit.windows_per_s) in limit.layouts
+    assert limit.streams == pytest.approx(limit.windows_per_s / 60)
+
+
+def test_layouts_of_the_cpus() -> None:
+    assert layouts(1) == [(1, 1)]
+    assert layouts(2) == [(1, 2), (2, 1)]
+    assert layouts(8) == [(1, 8), (8, 1)]
+
+
+def test_a_failing_model_process_is_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pt"
+    failed = f"compute limit: a model process failed: FileNotFoundError: model file not found: {missing}"
+    with pytest.raises(RuntimeError, match=re.escape(failed)):
+        compute_limit(missing, window=4, fps=30, flip=False, cpus=2, seconds=0.05)
 
 
 def test_a_hog_spins_until_stopped() -> None:
