@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     )
     cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes (CUDA only)")
     threads: int = Field(0, ge=0, description="intra-op threads per model instance; 0 = usable CPUs - 1")
-    instances: int = Field(1, ge=1, le=64, description="model processes, each running one batch at a time")
+    instances: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="model processes, each running one batch at a time (as many as CPUs, one thread each, serves "
+        "small models and streams best on a quiet host; 1 keeps a CPU for the gateway under overload)",
+    )
     # service/backends/torchscript/cpus.py (placement) measures why; only `motionlift serve` pins its own threads.
     pin_cpus: bool = Field(
         True,
