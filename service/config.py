@@ -40,13 +40,16 @@ class Settings(BaseSettings):
         "auto", description="compute precision; auto = as exported"
     )
     cuda_graphs: bool = Field(False, description="replay captured CUDA graphs for recurring batch shapes (CUDA only)")
-    threads: int = Field(0, ge=0, description="intra-op threads per model instance; 0 = usable CPUs - 1")
+    # 0 and 0: one CPU for the gateway, the rest for the model, split by the model's size (cpus.py, layout).
+    threads: int = Field(
+        0, ge=0, description="intra-op threads per model instance; 0 = the model's CPUs (usable - 1) / instances"
+    )
     instances: int = Field(
-        1,
-        ge=1,
+        0,
+        ge=0,
         le=64,
-        description="model processes, each running one batch at a time (as many as CPUs, one thread each, serves "
-        "small models and streams best on a quiet host; 1 keeps a CPU for the gateway under overload)",
+        description="model processes, each running one batch at a time; 0 = from the model's size: one per model "
+        "CPU for a small model (<= 4 M parameters), else 1; on cuda, 1",
     )
     # service/backends/torchscript/cpus.py (placement) measures why; only `motionlift serve` pins its own threads.
     pin_cpus: bool = Field(

@@ -27,6 +27,7 @@ from service.core.backend import Backend
 from service.core.lifter import Lifter
 from service.core.trace import OFF, Tracer
 from service.errors import LiftError
+from service.model.peek import peek_params
 
 if TYPE_CHECKING:  # tritonclient is imported only when the Triton backend is asked for
     from service.backends.triton.backend import TritonBackend
@@ -40,11 +41,12 @@ def make_backend(settings: Settings, placement: Placement | None = None) -> Back
     ``torchscript``), so a gateway image for Triton carries no torch. ``placement``: the model processes' CPUs."""
     if settings.backend == "triton":
         return triton_backend(settings)
+    instances, threads = model_layout(settings)
     return TorchScriptBackend(
         settings.model,
         device=settings.device,
-        threads=settings.threads,
-        instances=settings.instances,
+        threads=threads,
+        instances=instances,
         precision=settings.precision,
         cuda_graphs=settings.cuda_graphs,
         placement=placement,
@@ -53,12 +55,20 @@ def make_backend(settings: Settings, placement: Placement | None = None) -> Back
     )
 
 
+def model_layout(settings: Settings) -> tuple[int, int]:
+    """``(instances, threads)`` of the model processes: ``settings.instances`` and ``settings.threads``, each 0
+    resolved by ``cpus.layout`` from the usable CPUs and the parameter count in the model file (read without
+    torch); one instance on CUDA."""
+    instances = settings.instances or (1 if settings.device.startswith("cuda") else 0)
+    return cpus.layout(cpus.usable(), peek_params(settings.model), instances, settings.threads)
+
+
 def cpu_placement(settings: Settings) -> Placement | None:
     """Where ``motionlift serve`` puts its model processes and its own threads (``cpus.py``): ``None`` unless
     ``pin_cpus`` and the model runs in this service's processes on the CPU."""
     if not settings.pin_cpus or settings.backend != "torchscript" or settings.device.startswith("cuda"):
         return None
-    return cpus.current(settings.instances, settings.threads)
+    return cpus.current(*model_layout(settings))
 
 
 def triton_backend(settings: Settings, resolver: Resolver | None = None) -> TritonBackend:

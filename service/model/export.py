@@ -18,9 +18,8 @@ import torch
 from service.model.checkpoint import count_parameters
 from service.model.dstformer import DSTformer
 from service.model.files import write_atomically
+from service.model.peek import META_FILE
 from service.model.repository import write_production_config
-
-META_FILE = "motionlift.json"
 
 
 @contextlib.contextmanager

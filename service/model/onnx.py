@@ -29,8 +29,8 @@ from typing import Any
 import torch
 
 from service.model.dstformer import FUSED_MIN_LENGTH
-from service.model.export import META_FILE
 from service.model.files import write_atomically
+from service.model.peek import META_FILE
 from service.model.repository import CHANNELS, INPUT, JOINTS, META_PARAM, OUTPUT, write_production_config
 
 OPSET = 17  # LayerNormalization is an ONNX op from 17 on; TensorRT and ONNX Runtime 1.14+ run it

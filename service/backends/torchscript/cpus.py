@@ -5,9 +5,18 @@ CPUs the threads may run on, and a cgroup CPU quota (``cpu.max`` in cgroup v2: `
 100000`` = 2 CPUs) limits how much time they get. More threads than that only queue behind each other, and
 OpenMP's barriers make a descheduled thread stall its siblings.
 
-The default leaves one CPU to the gateway (the event loop that parses, admits and answers, and gRPC's threads):
-``threads = usable - 1``, at least 1. Measured on this project's 2-core machine (default model, 81-frame
-requests with flip, a 16-window queue, ``motionlift bench overload``), model in its own process:
+The default leaves one CPU to the gateway (the event loop that parses, admits and answers, and gRPC's threads)
+and gives the others to the model (``layout``): a small model as one single-threaded instance per CPU, a large one
+as one instance with a thread per CPU. Small models scale poorly across the threads of one forward (their
+operators are too short to share), and one-thread processes need no barrier. Measured on the 2-core AVX2 VM, raw
+model, windows/s of 1 process x 2 threads against 2 processes x 1 thread side by side (27-frame windows, one run,
+``/tmp`` script): default model (280 k parameters) 41 vs 208 at batch 1, 99 vs 178 at batch 8; small (2.4 M)
+15 vs 40 and 29 vs 44; lite (16 M) 4.9 vs 6.5 and 6.0 vs 4.8; full (42 M) 2.7 vs 3.3 and 3.1 vs 3.3 (batch 4). Small
+models gain 1.5-5 x from processes; large ones lose or gain within the VM's drift, and each process costs its own
+memory, hence ``SMALL_PARAMS`` between the two. On 2 CPUs both rules give one instance of one thread.
+
+Why one CPU for the gateway, measured on this project's 2-core machine (default model, 81-frame requests with flip,
+a 16-window queue, ``motionlift bench overload``), model in its own process:
 
 | threads | saturated (4 clients) | 10x overload (40 clients) | overload / saturated |
 | --- | --- | --- | --- |
@@ -15,7 +24,10 @@ requests with flip, a 16-window queue, ``motionlift bench overload``), model in 
 | 1 | 12.4 requests/s | 12.9 requests/s | 1.04 x |
 
 Two threads win by 30% on a quiet machine at saturation and lose it all, and more, as soon as anything else wants
-a core (the loop under load, a body reader, another process). ``--threads`` overrides.
+a core (the loop under load, a body reader, another process). ``--threads`` overrides. Two one-thread processes
+(``--instances 2``, the gateway's CPU shared) serve 1.5 x more at saturation and hold two flipped 30 fps streams
+instead of one, but the gateway's refusals then take model time: 0.71 x the saturated goodput at 10x gRPC overload
+(README, "Model processes and threads"), under issue 12's 0.9 x; hence a CPU kept for the gateway by default.
 
 **Placement** (``--pin-cpus``, on by default): leaving a CPU to the gateway is a count, and the scheduler does not
 keep to it. At 10x overload over gRPC the gateway's loop and grpcio's threads want about a core between them, in
@@ -68,6 +80,25 @@ def usable(cpu_max: Path = CGROUP_CPU_MAX) -> int:
 def default_threads(cpus: int) -> int:
     """Intra-op threads for one model instance when ``--threads`` is 0: all usable CPUs but one."""
     return max(1, cpus - 1)
+
+
+SMALL_PARAMS = 4_000_000  # at or under: one single-threaded instance per model CPU (``layout``)
+MAX_AUTO_INSTANCES = 8  # each instance is a process with its own torch (~300 MiB resident for the default model)
+
+
+def layout(cpus: int, params: int | None, instances: int = 0, threads: int = 0) -> tuple[int, int]:
+    """``(instances, threads)`` for ``cpus`` usable CPUs and a model of ``params`` parameters (``None``: unknown);
+    a non-zero ``instances`` or ``threads`` is kept as given. One CPU is left to the gateway; the others are the
+    model's. A small model (``SMALL_PARAMS`` or fewer parameters) gets one single-threaded instance per model CPU
+    (at most ``MAX_AUTO_INSTANCES``), any other model one instance; threads default to the model CPUs divided
+    among the instances, at least 1, so that instances x threads never exceeds them when it need not."""
+    model_cpus = default_threads(cpus)
+    if instances == 0:
+        small = params is not None and params <= SMALL_PARAMS
+        instances = min(model_cpus, MAX_AUTO_INSTANCES) if small and threads in (0, 1) else 1
+    if threads == 0:
+        threads = max(1, model_cpus // instances)
+    return instances, threads
 
 
 @dataclass(frozen=True)

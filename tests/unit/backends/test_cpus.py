@@ -32,6 +32,24 @@ def test_the_default_leaves_one_cpu_to_the_gateway() -> None:
     assert [cpus.default_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
 
 
+def test_a_small_model_gets_one_single_threaded_instance_per_model_cpu() -> None:
+    small, large = cpus.SMALL_PARAMS, cpus.SMALL_PARAMS + 1
+    assert [cpus.layout(n, 280_199) for n in (1, 2, 4, 16)] == [(1, 1), (1, 1), (3, 1), (8, 1)]  # at most 8
+    assert cpus.layout(4, small) == (3, 1)
+    assert [cpus.layout(n, large) for n in (1, 2, 4, 16)] == [(1, 1), (1, 1), (1, 3), (1, 15)]
+    assert cpus.layout(4, None) == (1, 3)  # unknown size: one instance, as before
+
+
+def test_given_instances_or_threads_are_kept_and_threads_split_the_model_cpus() -> None:
+    assert cpus.layout(4, 280_199, instances=1) == (1, 3)
+    assert cpus.layout(4, 42_466_317, instances=2) == (2, 1)  # 3 model CPUs over 2 instances
+    assert cpus.layout(9, 42_466_317, instances=2) == (2, 4)
+    assert cpus.layout(2, 280_199, instances=2) == (2, 1)
+    assert cpus.layout(4, 280_199, threads=2) == (1, 2)  # several threads asked for: one instance of them
+    assert cpus.layout(4, 280_199, threads=1) == (3, 1)
+    assert cpus.layout(4, 280_199, instances=5, threads=3) == (5, 3)
+
+
 def test_instances_own_the_last_cpus_and_the_gateway_keeps_the_rest() -> None:
     assert cpus.placement([0, 1], instances=1, threads=1, allowed=None) == cpus.Placement((0,), ((1,),))
     assert cpus.placement([3, 0, 2, 1], instances=1, threads=3, allowed=None) == cpus.Placement((0,), ((1, 2, 3),))
