@@ -23,6 +23,7 @@ class FakeBackend:
         self.running = threading.Event()
         self.batches: list[tuple[int, ...]] = []
         self.headers: list[Mapping[str, str] | None] = []  # the trace context each batch was given
+        self.firsts: list[int] = []  # the first row each batch asked for (Backend.infer)
         self.started = asyncio.Event()
         self.slots_ahead = 0  # batches it takes beyond slots (Backend.ahead)
         self.slots = 1  # its concurrency: a test may change it while it runs, as servers of a remote one come and go
@@ -56,8 +57,9 @@ class FakeBackend:
     async def start(self) -> None:
         self._ready = True
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
         self.batches.append(batch.shape)
+        self.firsts.append(first)
         self.headers.append(headers)
         self.started.set()
         self.running.set()
@@ -67,7 +69,7 @@ class FakeBackend:
             await asyncio.to_thread(self.hold.wait, 60)  # bounded: a failed test must not hang the run at exit
         if self.fail is not None:
             raise self.fail
-        out: Array = (batch * 2).astype(np.float32)
+        out: Array = (batch[:, first:] * 2).astype(np.float32)
         return out
 
     async def close(self) -> None:

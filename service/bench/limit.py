@@ -1,7 +1,8 @@
 """The compute limit of streaming on this machine, and a CPU hog to measure the service beside one.
 
-**Compute limit**: every causal 30 fps stream needs one window per frame (two with flip). The model file is run
-here on batches of 1 to 32 windows of the stream's length in two layouts of the machine's CPUs: one child process
+**Compute limit**: every causal 30 fps stream needs one window per frame (two with flip), of which only the last
+row is answered, so the model computes that row (``DSTformer.forward_from``) as the service does. The model file is
+run here on batches of 1 to 32 windows of the stream's length in two layouts of the machine's CPUs: one child process
 with an intra-op thread per CPU, and one single-threaded child per CPU running side by side (as Triton's instance
 groups do). The best windows/s of either, divided by the windows a stream needs per second, is the most streams
 this machine could serve if nothing but the model ran. Both layouts count: a small model scales poorly across
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +53,16 @@ def layouts(cpus: int) -> list[tuple[int, int]]:
     return [(1, cpus)] + ([(cpus, 1)] if cpus > 1 else [])
 
 
-def compute_limit(model: Path, *, window: int, fps: float, flip: bool, cpus: int, seconds: float = 1.5) -> Limit:
+def compute_limit(
+    model: Path, *, window: int, fps: float, flip: bool, cpus: int, rows: int = 1, seconds: float = 1.5
+) -> Limit:
     """Time the model in child processes (no server beside them) on batches of ``BATCHES``, in each of
-    ``layouts(cpus)``; the best rate of all. Raises ``RuntimeError`` when a child fails or stops answering."""
+    ``layouts(cpus)``; the best rate of all. Each window computes its last ``rows`` rows only, as a stream's do
+    (``DSTformer.forward_from``; a causal stream 1; a file without it runs whole windows). Raises
+    ``RuntimeError`` when a child fails or stops answering."""
     tried = []
     for processes, threads in layouts(cpus):
-        rates = _together(model, window, processes, threads, seconds)
+        rates = _together(model, window - min(rows, window), processes, threads, seconds, window)
         batch = max(rates, key=lambda b: rates[b])
         tried.append((processes, threads, batch, rates[batch]))
     processes, threads, batch, rate = max(tried, key=lambda t: t[3])
@@ -64,14 +71,16 @@ def compute_limit(model: Path, *, window: int, fps: float, flip: bool, cpus: int
     )
 
 
-def _together(model: Path, window: int, processes: int, threads: int, seconds: float) -> dict[int, float]:
+def _together(model: Path, first: int, processes: int, threads: int, seconds: float, window: int) -> dict[int, float]:
     """Windows/s per batch size of ``processes`` children timed side by side (a barrier starts each batch size in
     all of them at once), summed."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(processes)
     results = context.Queue()
     children = [
-        context.Process(target=_child, args=(str(model), window, threads, seconds, barrier, results), daemon=True)
+        context.Process(
+            target=_child, args=(str(model), window, first, threads, seconds, barrier, results), daemon=True
+        )
         for _ in range(processes)
     ]
     for child in children:
@@ -89,15 +98,15 @@ def _together(model: Path, window: int, processes: int, threads: int, seconds: f
     return {b: sum(a[b] for a in answers if not isinstance(a, str)) for b in BATCHES}
 
 
-def _child(model: str, window: int, threads: int, seconds: float, barrier: Any, results: Any) -> None:
+def _child(model: str, window: int, first: int, threads: int, seconds: float, barrier: Any, results: Any) -> None:
     try:
-        results.put(_rates(model, window, threads, seconds, barrier))
+        results.put(_rates(model, window, first, threads, seconds, barrier))
     except Exception as error:  # reported to the parent, which raises it
         barrier.abort()
         results.put(f"{type(error).__name__}: {error}")
 
 
-def _rates(model: str, window: int, threads: int, seconds: float, barrier: Any) -> dict[int, float]:
+def _rates(model: str, window: int, first: int, threads: int, seconds: float, barrier: Any) -> dict[int, float]:
     from service.backends.torchscript.threads import wait_passively
 
     wait_passively()
@@ -107,16 +116,18 @@ def _rates(model: str, window: int, threads: int, seconds: float, barrier: Any) 
 
     torch.set_num_threads(threads)
     module, _ = load_torchscript(model)
+    rows = getattr(module, "forward_from", None)
+    run: Callable[[Any], Any] = module if rows is None or first == 0 else partial(rows, first=first)
     rates = {}
     with torch.inference_mode():
         for batch in BATCHES:
             x = torch.zeros(batch, window, 17, 3)
             for _ in range(3):
-                module(x)  # the profiling executor specialises on the first calls of a shape
+                run(x)  # the profiling executor specialises on the first calls of a shape
             barrier.wait()
             calls, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds:
-                module(x)
+                run(x)
                 calls += 1
             rates[batch] = calls * batch / (time.perf_counter() - t0)
     return rates

@@ -267,7 +267,8 @@ def run(
     text = report(rows, modes, budget_ms=budget_ms, fps=fps, header=header)
     tried = ", ".join(f"{p} x {t} thread(s) {rate:.0f}" for p, t, rate in limit.layouts)
     return text + (
-        f"\ncompute limit (the raw model alone, no hog, best of {tried} windows/s): "
+        f"\ncompute limit of causal streams (the raw model alone computing each window's last row, no hog, best of "
+        f"{tried} windows/s): "
         f"{limit.processes} process(es) x {limit.threads} thread(s) at batch {limit.best_batch}, "
         f"{limit.windows_per_s:.0f} windows/s = {limit.streams:.1f} streams of {limit.per_stream:g} windows/s"
     )

@@ -42,8 +42,8 @@ class Echo:
     async def start(self) -> None:
         pass
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
-        out: Array = np.array(batch, np.float32)
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
+        out: Array = np.array(batch[:, first:], np.float32)
         return out
 
     async def close(self) -> None:

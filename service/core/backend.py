@@ -110,8 +110,9 @@ class Backend(Protocol):
         """Load and warm up the model. Raises ``Unavailable`` if it cannot be loaded."""
         ...
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
-        """Lift ``[B, T, 17, 3]`` normalised keypoints to ``[B, T, 17, 3]`` joints, off the event loop.
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
+        """Lift ``[B, T, 17, 3]`` normalised keypoints to ``[B, T - first, 17, 3]`` joints, off the event loop:
+        the frames ``first..T-1`` of every window (``0 <= first < T``; a stream answers only its newest frames).
 
         ``headers``: the batch's W3C trace context (``traceparent``...), forwarded to a model server in another
         process so its spans join the trace; a model in this process ignores it.

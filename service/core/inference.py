@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +38,14 @@ def frame_budget(info: ModelInfo) -> int:
     return max(1, ACTIVATION_BUDGET // max(1, width))  # a window over the budget still runs, alone
 
 
+class Piece(NamedTuple):
+    """One window in the batcher: its normalised frames and the first row wanted (``Backend.infer``). Windows
+    batch together when both their lengths and their first rows agree."""
+
+    window: Array
+    first: int
+
+
 class Inference:
     """Owns the batcher over ``backend``: ``start()`` after the backend has started (it sizes batches from the
     model), the caller closes the batcher and the backend."""
@@ -45,10 +54,10 @@ class Inference:
         self.backend = backend
         self.settings = settings
         self.tracer = tracer
-        self.batcher: Batcher[Array, Array] = Batcher(
+        self.batcher: Batcher[Piece, Array] = Batcher(
             self._run_batch,
-            key=len,
-            cost=len,
+            key=lambda piece: (len(piece.window), piece.first),
+            cost=lambda piece: len(piece.window),
             max_batch_size=settings.max_batch_size,
             max_batch_cost=settings.max_batch_frames or 1,  # set from the model in start() when None
             max_delay_s=settings.max_queue_delay_ms / 1000,
@@ -64,24 +73,27 @@ class Inference:
         self.batcher.max_ahead = self.backend.ahead
         await self.batcher.start()
 
-    async def _run_batch(self, items: list[Array]) -> list[Array]:
+    async def _run_batch(self, items: list[Piece]) -> list[Array]:
         with self.tracer.span("backend", kind="client") as span:
             if self.tracer.on:
                 span.set("motionlift.backend", self.settings.backend)
                 span.set("motionlift.device", self.backend.info.device)
                 span.set("motionlift.batch.size", len(items))
-            out = await self.backend.infer(np.stack(items), headers=self.tracer.headers())
+            batch = np.stack([piece.window for piece in items])
+            out = await self.backend.infer(batch, first=items[0].first, headers=self.tracer.headers())
         # A remote backend's servers join and leave (Triton discovery): keep as many batches going as it takes now.
         self.batcher.max_running = max(1, self.backend.concurrency)
         return list(out)
 
     async def windows(
-        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+        self, inputs: Sequence[Array], *, flip: bool, last: int = 0, timeout_s: float | None = None
     ) -> tuple[list[Array], Stamps]:
         """Run normalised H36M windows ``[T_i, 17, 3]`` through the shared batcher; the outputs in order.
 
-        With ``flip`` each window also runs flipped and the two answers are averaged as the official flip
-        test does: ``(f(x) + flip(f(flip(x)))) / 2``. All windows are queued or none (``Overloaded``).
+        ``last`` > 0: only the last ``last`` rows of each window are wanted, and the model skips work for the
+        others (``DSTformer.forward_from``); each output is ``[min(T_i, last), 17, 3]``. With ``flip`` each
+        window also runs flipped and the two answers are averaged as the official flip test does:
+        ``(f(x) + flip(f(flip(x)))) / 2``. All windows are queued or none (``Overloaded``).
         Raises ``Unavailable``, ``Overloaded``, ``DeadlineExceeded`` and ``BackendError``.
         """
         if not self.backend.ready:
@@ -89,9 +101,10 @@ class Inference:
         timeout = self.settings.timeout_s if timeout_s is None else min(timeout_s, self.settings.timeout_s)
         count = len(inputs)
         self.check_room(count * (2 if flip else 1))
-        batch = list(inputs)
+        windows_in = list(inputs)
         if flip:
-            batch.extend(keypoints.flip(w) for w in inputs)
+            windows_in.extend(keypoints.flip(w) for w in inputs)
+        batch = [Piece(w, max(0, len(w) - last) if last > 0 else 0) for w in windows_in]
         with self.tracer.span("queue") as span:
             t0 = time.perf_counter()
             futures = self.batcher.submit(batch, deadline=time.monotonic() + timeout, trace=self.tracer.current())

@@ -254,10 +254,10 @@ class Lifter:
         return LiftResult(answered, timing, coordinates(options))
 
     async def infer_windows(
-        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+        self, inputs: Sequence[Array], *, flip: bool, last: int = 0, timeout_s: float | None = None
     ) -> tuple[list[Array], Stamps]:
         """``Inference.windows``: normalised windows through the shared batcher (streams and requests)."""
-        return await self.inference.windows(inputs, flip=flip, timeout_s=timeout_s)
+        return await self.inference.windows(inputs, flip=flip, last=last, timeout_s=timeout_s)
 
     def _check_fits(self, tracks: Sequence[Track], window: int, overlap: int, flip: bool) -> None:
         """Before any work: the windows the request needs (from its frame counts alone) must fit the queue. The

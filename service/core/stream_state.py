@@ -12,6 +12,7 @@ from service.core import keypoints
 from service.core.backend import Array
 from service.core.frames import FrameAnswer, FrameLatency
 from service.core.options import LiftOptions
+from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
 from service.errors import LiftError
 
@@ -31,6 +32,16 @@ class Job:
     answer: list[Frame]  # the frames it answers
     due: float
     skipped: int = 0  # frames just before its first that will never be answered
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A window's model output: its computed last rows ``[n, 17, 3]`` (flip test averaged), the batch's stamps,
+    and when it started."""
+
+    rows: Array
+    stamps: Stamps
+    started: float
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,9 @@ class TrackState:
     last_index: int | None = None
     last_seen: float = 0.0
     waiting: deque[Job] = field(default_factory=deque)  # due windows, oldest first (latest: at most one)
-    worker: asyncio.Task[None] | None = None
+    # submitted windows, oldest first, with the task that runs each (streams.IN_FLIGHT at most)
+    running: deque[tuple[Job, asyncio.Task[Ran | None]]] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None  # answers the running windows in order
     unreported: int = 0  # skipped frames that the next window to be scheduled reports
     skipped_total: int = 0  # skipped frames reported so far
     ending: bool = False  # retired: after its last window, the smoother releases what it holds

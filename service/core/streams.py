@@ -12,9 +12,11 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
   frames are answered from a final window ending at its last frame.
 - Until a track has ``window`` frames, its windows hold the frames so far (shorter windows batch with
   windows of their own length only).
-- **Policy ``latest`` (the default; live video), latest frame wins**: a track has at most one window in the
-  model and one waiting behind it. A newer due window replaces the waiting one, whose frames are never
-  answered; a window the queue refuses (``Overloaded``) is skipped too. Skipped frames are reported in the
+- **Policy ``latest`` (the default; live video), latest frame wins**: a track has at most ``IN_FLIGHT`` windows
+  submitted to the model and one waiting behind them. A newer due window replaces the waiting one, whose frames
+  are never answered; a window the queue refuses (``Overloaded``) is skipped too. Two in flight, not one: with
+  one, any window whose round trip outlasted the frame interval cost a frame, and a busy VM's tail made that
+  happen at half the model's capacity; answers still come in frame order. Skipped frames are reported in the
   answer of the track's next answered frame (``FrameAnswer.skipped``) and counted in the metrics. Answers wait
   in a bounded queue, so a client that stops reading also ends up skipping rather than piling up: a stream's
   state is bounded whatever its client does.
@@ -51,12 +53,13 @@ from service.core.metrics import Metrics
 from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
 from service.core.stream_options import StreamPlan
-from service.core.stream_state import Answered, End, Frame, Job, TrackState, frame_answer
+from service.core.stream_state import Answered, End, Frame, Job, Ran, TrackState, frame_answer
 from service.core.trace import NO_SPAN, OFF, Span, Tracer
 from service.errors import LiftError, Overloaded
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
 MAX_WAITING = 2  # policy all: windows waiting per track before the sender is slowed down
+IN_FLIGHT = 2  # windows per track submitted to the model at once (answered in order)
 RETRY_S = 0.02  # policy all: how soon a window the full queue refused is offered again
 TRACED_WINDOWS = 100  # windows with a span in a stream's trace; later ones run untraced
 
@@ -65,7 +68,7 @@ class Infer(Protocol):
     """``Lifter.infer_windows``: the shared batcher's entry for normalised windows."""
 
     def __call__(
-        self, inputs: Sequence[Array], *, flip: bool, timeout_s: float | None = None
+        self, inputs: Sequence[Array], *, flip: bool, last: int = 0, timeout_s: float | None = None
     ) -> Awaitable[tuple[list[Array], Stamps]]: ...
 
 
@@ -209,6 +212,7 @@ class StreamSession:
             job.skipped += stale.skipped + len(stale.answer)
             self._metrics.stream_frames.labels("skipped").inc(len(stale.answer))
         track.waiting.append(job)
+        self._launch(track)
         if len(track.waiting) >= MAX_WAITING and self.plan.policy == "all":
             self._room.clear()
         self._start(track)
@@ -223,45 +227,75 @@ class StreamSession:
         """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
         self._metrics.stream_frames.labels("skipped").inc(len(job.answer))
         carried = job.skipped + len(job.answer)
-        if track.waiting:
+        later = [j for j, _ in track.running]
+        later = later[later.index(job) + 1 :] if job in later else []
+        if later:  # the next window to answer reports them
+            later[0].skipped += carried
+        elif track.waiting:
             track.waiting[0].skipped += carried
         else:
             track.unreported += carried
 
+    def _launch(self, track: TrackState) -> None:
+        """Submit the track's waiting windows while fewer than ``IN_FLIGHT`` of its windows run."""
+        while track.waiting and len(track.running) < IN_FLIGHT and not self._stopped:
+            job = track.waiting.popleft()
+            self._update_room()
+            track.running.append((job, asyncio.create_task(self._infer_job(track, job))))
+
     async def _work(self, track: TrackState) -> None:
+        """Answer the track's running windows in order, submitting the next ones as each finishes."""
         try:
-            while track.waiting and not self._stopped:
-                job = track.waiting.popleft()
-                self._update_room()
-                with self._span() as span:
-                    if self._tracer.on:
-                        span.set("motionlift.track", track.id)
-                        span.set("motionlift.frames", len(job.answer))
-                        span.set("motionlift.window_frames", len(job.window))
-                    await self._run(track, job)
+            while track.running and not self._stopped:
+                job, task = track.running[0]
+                ran = await task
+                track.running.popleft()
+                self._launch(track)
+                if ran is not None:
+                    await self._answer_job(track, job, ran)
             if track.ending and not self._stopped:  # its last window ran: release what the smoother holds
                 for held in track.smoother.flush():
                     await self._answer(track, held)
         finally:
+            for _, task in track.running:
+                task.cancel()
+            track.running.clear()
             track.worker = None
 
-    async def _run(self, track: TrackState, job: Job) -> None:
+    async def _infer_job(self, track: TrackState, job: Job) -> Ran | None:
+        """The model's rows for ``job`` (only those of the frames it answers: a causal window's last one), or
+        None when it will not run: skipped (policy ``latest`` and a full queue) or the stream ended."""
         options, started = self.plan.options, self._clock()
-        while True:
-            try:
-                outputs, stamps = await self._infer([job.window], flip=options.flip, timeout_s=self._timeout_s())
-                break
-            except Overloaded:
-                if self.plan.policy == "latest":
-                    self._skip(track, job)
-                    return
-                await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
-            except LiftError as exc:
-                await self._end(End(exc))
-                return
         length = len(job.window)
-        # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own.
-        joints = windows.merge(outputs, [(0, length)], length, rootrel=options.rootrel)
+        wanted = length - (job.answer[0].number - job.first) if job.answer else length
+        with self._span() as span:
+            if self._tracer.on:
+                span.set("motionlift.track", track.id)
+                span.set("motionlift.frames", len(job.answer))
+                span.set("motionlift.window_frames", length)
+            while True:
+                try:
+                    outputs, stamps = await self._infer(
+                        [job.window], flip=options.flip, last=wanted, timeout_s=self._timeout_s()
+                    )
+                    return Ran(outputs[0], stamps, started)
+                except Overloaded:
+                    if self.plan.policy == "latest":
+                        self._skip(track, job)
+                        return None
+                    await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
+                except LiftError as exc:
+                    await self._end(End(exc))
+                    return None
+
+    async def _answer_job(self, track: TrackState, job: Job, ran: Ran) -> None:
+        """Answer the frames of ``job`` from the rows it ran (through the track's smoother)."""
+        options, length, stamps, started = self.plan.options, len(job.window), ran.stamps, ran.started
+        # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own; rows
+        # not computed are zeros that no answer reads (the first row is computed whenever it is answered).
+        rows = np.zeros((length, *ran.rows.shape[1:]), np.float32)
+        rows[length - len(ran.rows) :] = ran.rows
+        joints = windows.merge([rows], [(0, length)], length, rootrel=options.rootrel)
         track.skipped_total += job.skipped
         ready = self._clock()
         for i, frame in enumerate(job.answer):

@@ -95,6 +95,34 @@ class Attention(nn.Module):
             out = out.transpose(1, 2)  # back to [B, T, J, C] as a view; the residual add reads it strided
         return out
 
+    def forward_from(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        """Temporal attention for the query frames ``first..T-1`` only, keys and values from every frame:
+        ``forward(x)[:, first:]`` (``[B, T - first, J, C]``) without the other rows' queries, weights and
+        projections. Spatial attention has no such saving (a frame attends to its own joints only)."""
+        b, c = x.shape[0], x.shape[3]
+        h = self.num_heads
+        d = c // h
+        x = x.transpose(1, 2).contiguous()  # [B, J, T, C], as forward
+        s, n = x.shape[1], x.shape[2]
+        m = n - first
+        weight, bias = self.qkv.weight, self.qkv.bias
+        # qkv's output channels are (3, heads, head_dim): rows [0, C) of its weight make q, rows [C, 3C) k and v.
+        if bias is None:
+            q = F.linear(x[:, :, first:], weight[:c])
+            kv = F.linear(x, weight[c:])
+        else:
+            q = F.linear(x[:, :, first:], weight[:c], bias[:c])
+            kv = F.linear(x, weight[c:], bias[c:])
+        q = q.reshape(b, s, m, h, d).permute(0, 1, 3, 2, 4).reshape(b * s, h, m, d)
+        kv = kv.reshape(b, s, n, 2, h, d).permute(3, 0, 1, 4, 2, 5).reshape(2, b * s, h, n, d)
+        k, v = kv[0], kv[1]
+        if n > self.fused_min_length:
+            y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        else:
+            y = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1) @ v
+        out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, s, m, c))
+        return out.transpose(1, 2)
+
 
 class Block(nn.Module):
     """Pre-norm residual block: attention + MLP in one stream order, then the other (spatial-first for
@@ -138,6 +166,18 @@ class Block(nn.Module):
             return self._temporal(self._spatial(x))
         return self._spatial(self._temporal(x))
 
+    def forward_from(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        """``forward(x)[:, first:]``, computing the rows before ``first`` only where the temporal attention needs
+        them as keys and values. Exact: spatial attention and the MLPs work frame by frame."""
+        if self.spatial_first:
+            return self._temporal_from(self._spatial(x), first)
+        return self._spatial(self._temporal_from(x, first))
+
+    def _temporal_from(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        x_rows = x[:, first:] + self.attn_t.forward_from(self.norm1_t(x), first)
+        out: torch.Tensor = x_rows + self.mlp_t(self.norm2_t(x_rows))
+        return out
+
 
 class PreLogits(nn.Module):
     """Linear -> tanh, named ``pre_logits.fc`` as in the official ``Sequential(OrderedDict(fc=, act=))``."""
@@ -170,6 +210,7 @@ class DSTformer(nn.Module):
     dim_in: Final[int]
     maxlen: Final[int]
     att_fuse: Final[bool]
+    depth: Final[int]
 
     def __init__(
         self,
@@ -207,6 +248,7 @@ class DSTformer(nn.Module):
         self.dim_in = dim_in
         self.maxlen = maxlen
         self.att_fuse = att_fuse
+        self.depth = depth
         # Creation order follows the official class (same state-dict key order).
         self.joints_embed = nn.Linear(dim_in, dim_feat)
         self.blocks_st = nn.ModuleList(
@@ -231,25 +273,48 @@ class DSTformer(nn.Module):
         self.ts_attn = nn.ModuleList(fuse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x, 0)
+
+    @torch.jit.export
+    def forward_from(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        """``forward(x)[:, first:]`` (``[B, T - first, J, dim_out]``) for ``0 <= first < T``, with less work: the
+        last depth's blocks compute their temporal queries, MLPs and what follows for the frames ``first..T-1``
+        only (a causal stream needs one row: the default model then does ~0.7 x the work). Every other block
+        mixes all frames and runs in full. ``first`` 0 is ``forward``, operation for operation. Raises as
+        ``forward``, and for ``first`` outside ``0..T-1``."""
         if x.dim() != 4 or x.shape[2] != self.num_joints or x.shape[3] != self.dim_in:
             raise ValueError(f"expected input [B, T, {self.num_joints}, {self.dim_in}], got {list(x.shape)}")
         t = x.shape[1]
         if t < 1 or t > self.maxlen:
             raise ValueError(f"window length T={t} is outside 1..{self.maxlen}")
+        if first < 0 or first >= t:
+            raise ValueError(f"first row {first} is outside 0..{t - 1}")
         # The output has the input's dtype (float32 in serving) whatever the weights' precision (fp32 / bf16 /
         # fp16): callers, the Triton config and the wire format never see the compute dtype.
         io_dtype = x.dtype
         x = x.to(self.joints_embed.weight.dtype)
         x = self.joints_embed(x) + self.pos_embed + self.temp_embed[:, :t]
+        level = 0
         if self.att_fuse:
             for blk_st, blk_ts, fuse in zip(self.blocks_st, self.blocks_ts, self.ts_attn):  # noqa: B905
-                x_st = blk_st(x)
-                x_ts = blk_ts(x)
+                if first > 0 and level == self.depth - 1:
+                    # ModuleList items are Modules to mypy; TorchScript knows them as Blocks.
+                    x_st = blk_st.forward_from(x, first)  # type: ignore[operator]
+                    x_ts = blk_ts.forward_from(x, first)  # type: ignore[operator]
+                else:
+                    x_st = blk_st(x)
+                    x_ts = blk_ts(x)
                 alpha = fuse(torch.cat([x_st, x_ts], dim=-1)).softmax(dim=-1)
                 x = x_st * alpha[..., 0:1] + x_ts * alpha[..., 1:2]
+                level += 1
         else:
             for blk_st, blk_ts in zip(self.blocks_st, self.blocks_ts):  # noqa: B905 (no strict= in TorchScript)
-                x = (blk_st(x) + blk_ts(x)) * 0.5
+                if first > 0 and level == self.depth - 1:
+                    x_st = blk_st.forward_from(x, first)  # type: ignore[operator]
+                    x = (x_st + blk_ts.forward_from(x, first)) * 0.5  # type: ignore[operator]
+                else:
+                    x = (blk_st(x) + blk_ts(x)) * 0.5
+                level += 1
         out: torch.Tensor = self.head(self.pre_logits(self.norm(x)))
         return out.to(io_dtype)
 

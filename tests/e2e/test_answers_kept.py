@@ -177,13 +177,14 @@ def test_answers_are_the_recorded_ones(served: Served) -> None:
     for key, want in recorded.items():
         got = answers[key]
         assert got.shape == want.shape and got.dtype == want.dtype, key
-        if capability == _capability():
+        # Stream windows compute only the rows they answer (DSTformer.forward_from, issue 14): the same sums,
+        # grouped differently, so their last bits differ from the recording (3e-8 seen) as on another CPU.
+        rows_only = key.startswith("stream/")
+        if capability == _capability() and not rows_only:
             np.testing.assert_array_equal(got, want, err_msg=f"{key}: not bit-identical to the recording")
         else:
             # Pixels are the model's normalised output times min(w, h) / 2 (README, "Coordinates"), so the
             # model's 1e-6 is 1e-6 * 540 of them (and one float32 ulp at x = 960 is already 6.1e-5).
             atol = 1e-6 * (min(SIZE) / 2 if key.endswith("_px") else 1.0)
-            np.testing.assert_allclose(
-                got, want, rtol=0, atol=atol,
-                err_msg=f"{key}: recorded on {capability}, compared on {_capability()} to {atol:g}",
-            )  # fmt: skip
+            why = "its rows alone" if rows_only else f"recorded on {capability}, compared on {_capability()}"
+            np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f"{key}: {why}, to {atol:g}")

@@ -152,8 +152,9 @@ class TorchScriptBackend:
             loaded.threads,
         )
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
-        """``Backend.infer``; ``headers`` (trace context) are not used: the model runs in this service's processes."""
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
+        """``Backend.infer``; ``headers`` (trace context) are not used: the model runs in this service's processes.
+        Rows before ``first`` are skipped in the model (``Runner``), not only sliced off."""
         if self._idle is None or self._executor is None or self._closed:
             raise Unavailable("the model is not loaded")
         while True:
@@ -162,7 +163,7 @@ class TorchScriptBackend:
             instance = await self._idle.get()
             if instance in self._live:
                 break  # else a slot of a dead instance, dropped
-        running = asyncio.get_running_loop().run_in_executor(self._executor, instance.run, batch)
+        running = asyncio.get_running_loop().run_in_executor(self._executor, instance.run, batch, first)
         try:
             out: Array = await asyncio.shield(running)
         except asyncio.CancelledError:

@@ -125,7 +125,8 @@ class Instance:
         loaded: Loaded = payload
         return loaded
 
-    def run(self, batch: Array) -> Array:
+    def run(self, batch: Array, first: int = 0) -> Array:
+        """The model's output rows ``first..`` for ``batch`` (``Runner``), computed in the model process."""
         with self._sending:
             conn = self._conn
             if conn is None:
@@ -134,7 +135,7 @@ class Instance:
             self._sent += 1
             unsent: BaseException | None = None
             try:
-                conn.send(batch)
+                conn.send((batch, first))
             except BaseException as exc:  # its turn is still taken below, or the batches after it would wait forever
                 unsent = exc
         with self._turn:
@@ -207,13 +208,14 @@ def _child_main(conn: Connection, spec: Spec) -> None:
     conn.send(("loaded", loaded))
     while True:
         try:
-            batch = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):  # the parent closed the pipe or died
             return
-        if batch is None:
+        if job is None:
             return
         try:
-            conn.send(("ok", runner(batch)))
+            batch, first = job
+            conn.send(("ok", runner(batch, first)))
         except Exception as exc:  # torch raises RuntimeError for anything from OOM to a bad shape
             conn.send(("error", f"{type(exc).__name__}: {str(exc)[:300]}"))
 

@@ -190,6 +190,7 @@ class Runner:
         self._torch = torch
         self._dtype = torch_dtype(precision)
         self._model = model.to(device=self.device, dtype=self._dtype)
+        self._from: Callable[[Any, int], Any] | None = getattr(self._model, "forward_from", None)
         cuda = self.device.startswith("cuda")
         self._staged = cuda if staged is None else staged
         self._sync: Callable[[], None] = torch.cuda.current_stream(self.device).synchronize if cuda else _nothing
@@ -212,23 +213,33 @@ class Runner:
         """How many times the staging buffers were (re)allocated: stays flat once batches stop growing."""
         return self._host_in.allocations + self._host_out.allocations
 
-    def __call__(self, batch: Array) -> Array:
+    def __call__(self, batch: Array, first: int = 0) -> Array:
+        """The output rows ``first..T-1`` of every window (``[B, T - first, J, C]``): through the model's
+        ``forward_from`` (``dstformer.py``), which skips work for the other rows, or, for a file exported before
+        it had one, the full output sliced. CUDA graphs replay full windows only."""
         torch = self._torch
         with torch.inference_mode():
             # The cast in and out is also the model's own (dstformer.py); doing it here too serves files exported
             # before the model had it, and costs nothing in fp32 (``.to`` of the same dtype is a no-op).
             if not self._staged:
-                out: Array = self._model(torch.from_numpy(batch).to(self._dtype)).float().numpy()
+                out: Array = self._forward(torch.from_numpy(batch).to(self._dtype), first).float().numpy()
                 return out
             host = self._host_in.view(batch.shape)
             host.numpy()[...] = batch
             x = host.to(self.device, non_blocking=True).to(self._dtype)  # DMA from page-locked memory
-            y = (self._graphs(x) if self._graphs is not None else self._model(x)).float()
+            y = (self._graphs(x) if self._graphs is not None and first == 0 else self._forward(x, first)).float()
             result = self._host_out.view(tuple(y.shape))
             result.copy_(y, non_blocking=True)
             self._sync()  # after this both copies are done, so the buffers may be reused by the next call
             copied: Array = result.numpy().copy()
             return copied
+
+    def _forward(self, x: Any, first: int) -> Any:
+        if first == 0:
+            return self._model(x)
+        if self._from is None:
+            return self._model(x)[:, first:]
+        return self._from(x, first)
 
     def _capture(self, shape: tuple[int, ...]) -> Callable[[Any], Any]:
         """Capture the model for one input shape (CUDA only); returns ``x -> y`` replaying the graph."""

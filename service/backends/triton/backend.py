@@ -257,16 +257,17 @@ class TritonBackend:
                 total += ServerStats.from_response(response)
         return total
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
         """``Backend.infer``; ``headers`` (the W3C trace context) go to Triton as gRPC metadata of every call,
-        so Triton's own spans (its ``--trace-config mode=opentelemetry``) join the caller's trace."""
+        so Triton's own spans (its ``--trace-config mode=opentelemetry``) join the caller's trace. Triton's model
+        has one input, so it computes every row and the rows before ``first`` are dropped here."""
         if self._monitor is None:
             raise Unavailable("the Triton backend is not started")
         if len(batch) <= self._max_batch:
-            return await self._infer_once(batch, headers)
+            return (await self._infer_once(batch, headers))[:, first:]
         # Triton rejects batches over the config's max_batch_size: send such a batch in parts, concurrently.
         parts = [batch[i : i + self._max_batch] for i in range(0, len(batch), self._max_batch)]
-        return np.concatenate(await asyncio.gather(*(self._infer_once(p, headers) for p in parts)))
+        return np.concatenate(await asyncio.gather(*(self._infer_once(p, headers) for p in parts)))[:, first:]
 
     async def _infer_once(self, batch: Array, headers: Mapping[str, str] | None) -> Array:
         import tritonclient.grpc.aio as triton_aio

@@ -30,8 +30,8 @@ MESSAGE = "the model answered values that are not finite for track '0'"
 class NaNBackend(FakeBackend):
     """Answers NaN in one joint of every frame, as a model exported in a precision that overflows would."""
 
-    async def infer(self, batch: Array, *, headers: Mapping[str, str] | None = None) -> Array:
-        out = await super().infer(batch, headers=headers)
+    async def infer(self, batch: Array, *, first: int = 0, headers: Mapping[str, str] | None = None) -> Array:
+        out = await super().infer(batch, first=first, headers=headers)
         out[:, :, 3, 1] = np.nan
         return out
 

@@ -34,19 +34,22 @@ def test_instances_are_processes_that_answer_as_the_model_does_here(tiny_model: 
     torch.set_num_threads(1)
     with torch.inference_mode():
         expected = model(torch.from_numpy(batch)).numpy()
+        last = model.forward_from(torch.from_numpy(batch), 26).numpy()
 
-    async def run() -> tuple[list[int], Array, int]:
+    async def run() -> tuple[list[int], Array, Array, int]:
         backend = TorchScriptBackend(tiny_model, device="cpu", threads=1, instances=2)
         await backend.start()
         try:
             out = await backend.infer(batch)
-            return backend.pids, out, backend.concurrency
+            tail = await backend.infer(batch, first=26)  # the model process runs forward_from
+            return backend.pids, out, tail, backend.concurrency
         finally:
             await backend.close()
 
-    pids, out, concurrency = asyncio.run(run())
+    pids, out, tail, concurrency = asyncio.run(run())
     assert len(pids) == 2 and os.getpid() not in pids and concurrency == 2
     np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(tail, last)
 
 
 def test_a_missing_model_file_is_named_when_the_backend_starts(tmp_path: Path) -> None:

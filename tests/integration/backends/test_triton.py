@@ -100,6 +100,9 @@ async def test_same_joints_as_in_process(triton: TritonSetup) -> None:
             x = rng.uniform(-1, 1, shape).astype(np.float32)
             a, b = await remote.infer(x), await local.infer(x)
             assert a.shape == shape and float(np.abs(a - b).max()) <= 1e-5
+            tail, local_tail = await remote.infer(x, first=20), await local.infer(x, first=20)  # Triton: sliced
+            assert tail.shape == local_tail.shape == (shape[0], shape[1] - 20, 17, 3)
+            assert float(np.abs(tail - a[:, 20:]).max()) <= 1e-5 and float(np.abs(local_tail - a[:, 20:]).max()) <= 1e-5
         stats = await remote.server_stats()
         assert stats.requests >= 2 and stats.compute_infer_s > 0
     finally:

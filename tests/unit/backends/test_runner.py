@@ -147,6 +147,32 @@ def test_staged_path_reuses_its_buffers_and_never_aliases_results(tiny: Any) -> 
     assert run.host_allocations == 4  # a larger batch grows both
 
 
+@pytest.mark.parametrize("staged", [False, True])
+def test_the_rows_from_first_come_from_the_models_own_method(tiny: Any, staged: bool) -> None:
+    x = _batch(b=3, t=9)
+    run = Runner(script(tiny), device="cpu", precision="fp32", staged=staged)
+    with torch.inference_mode():
+        expected = tiny.forward_from(torch.from_numpy(x), 6).numpy()
+    out = run(x, 6)
+    assert out.shape == (3, 3, 17, 3)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_allclose(out, run(x)[:, 6:], rtol=0, atol=1e-5)
+
+
+class _Doubler(torch.nn.Module):
+    """A model file exported before ``forward_from`` existed: only ``forward``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_a_model_without_forward_from_is_sliced() -> None:
+    x = _batch(b=2, t=5)
+    out = Runner(torch.jit.script(_Doubler()), device="cpu", precision="fp32")(x, 3)
+    np.testing.assert_array_equal(out, x[:, 3:] * 2)
+
+
 def test_runner_rejects_a_bad_device_or_precision(tiny: Any) -> None:
     with pytest.raises(ValueError, match="precision must be one of"):
         Runner(tiny, device="cpu", precision="int8")

@@ -132,6 +132,9 @@ async def test_causal_answers_each_frame_from_the_window_ending_at_it(lifter: Li
         expect(answer, t, first=max(0, t - WINDOW + 1))
         assert (answer.skipped, answer.skipped_total, answer.latency.batch_size) == (0, 0, 2)  # + its flipped copy
     assert await rest(s) == []
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)  # only each window's last row is asked of the model
+    assert backend.firsts == [min(t + 1, WINDOW) - 1 for t in range(12)]
 
 
 async def test_lookahead_waits_for_k_frames_and_flushes_at_the_end(lifter: Lifter) -> None:
@@ -146,6 +149,9 @@ async def test_lookahead_waits_for_k_frames_and_flushes_at_the_end(lifter: Lifte
         expect(a, t, first=max(0, t + 2 - WINDOW + 1))
     tail = await rest(s)  # frames 8 and 9, from the window ending at frame 9
     assert [(a.frame_index, a.lookahead) for a in tail] == [(108, 1), (109, 0)]
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)  # rows from the answered frame on: k + 1 of them, then the last two
+    assert backend.firsts == [min(t + 1, WINDOW) - 3 for t in range(2, 10)] + [WINDOW - 2]
 
 
 async def test_hop_shares_one_window_between_hop_frames(lifter: Lifter) -> None:
@@ -157,6 +163,9 @@ async def test_hop_shares_one_window_between_hop_frames(lifter: Lifter) -> None:
         got += [(a.frame_index, a.lookahead, a.window_frames) for a in await take(s, 3 if due else 0)]
     assert got == [(0, 3, 4), (1, 2, 4), (2, 1, 4), (3, 3, 7), (4, 2, 7), (5, 1, 7)]
     assert [(a.frame_index, a.lookahead) for a in await rest(s)] == [(6, 1), (7, 0)]
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)  # hop + lookahead rows; the first window's are all it has
+    assert backend.firsts == [0, 3, 6]
 
 
 async def test_latest_frame_wins_while_the_model_is_busy(lifter: Lifter) -> None:
@@ -166,16 +175,16 @@ async def test_latest_frame_wins_while_the_model_is_busy(lifter: Lifter) -> None
     s = session(lifter)
     s.push([frame(0)])
     await backend.started.wait()  # frame 0's window is in the model
-    for t in (1, 2, 3):
-        s.push([frame(t)])  # each replaces the waiting window: 1 and 2 go stale
+    for t in (1, 2, 3, 4):
+        s.push([frame(t)])  # 1 is submitted too (IN_FLIGHT 2); 2, 3 and 4 each replace the waiting one
     gate.set()
-    first, second = await take(s, 2)
-    assert (first.frame_index, first.skipped) == (0, 0)
-    assert (second.frame_index, second.skipped, second.skipped_total, second.window_frames) == (3, 2, 2, 4)
-    s.push([frame(4)])
-    (third,) = await take(s, 1)
-    assert (third.frame_index, third.skipped, third.skipped_total) == (4, 0, 2)
-    assert counts(lifter) == {"received": 5, "answered": 3, "skipped": 2, "streams": 1}
+    answers = await take(s, 3)
+    assert [(a.frame_index, a.skipped, a.skipped_total) for a in answers] == [(0, 0, 0), (1, 0, 0), (4, 2, 2)]
+    assert answers[2].window_frames == 5
+    s.push([frame(5)])
+    (last,) = await take(s, 1)
+    assert (last.frame_index, last.skipped, last.skipped_total) == (5, 0, 2)
+    assert counts(lifter) == {"received": 6, "answered": 4, "skipped": 2, "streams": 1}
     await s.close()
     assert counts(lifter)["streams"] == 0
 
@@ -184,9 +193,9 @@ async def test_a_burst_is_answered_by_its_newest_frame_only(lifter: Lifter) -> N
     s = session(lifter)
     s.push([frame(0)])
     for t in range(1, 5):
-        s.push([frame(t)])  # no await between: the worker has not started yet
-    (answer,) = await take(s, 1)
-    assert (answer.frame_index, answer.skipped, answer.window_frames) == (4, 4, 5)
+        s.push([frame(t)])  # no await between: 0 and 1 are submitted (IN_FLIGHT), 2 and 3 replaced while waiting
+    answers = await take(s, 3)
+    assert [(a.frame_index, a.skipped, a.window_frames) for a in answers] == [(0, 0, 1), (1, 0, 2), (4, 2, 5)]
 
 
 async def test_a_refused_window_is_skipped_and_reported(lifter: Lifter, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,15 +305,19 @@ async def test_policy_all_slows_the_sender_instead_of_skipping(lifter: Lifter) -
     assert s.plan.policy == "all"
     s.push([frame(0)])
     await backend.started.wait()  # frame 0's window is in the model
-    s.push([frame(1)])
-    s.push([frame(2)])  # two windows wait behind it: no room for a third
+    s.push([frame(1)])  # submitted behind it (IN_FLIGHT 2)
+    s.push([frame(2)])
+    room = asyncio.create_task(s.room())
+    await asyncio.sleep(0)
+    assert room.done()  # one window waits: room for another
+    s.push([frame(3)])  # two windows wait: no room for a third
     room = asyncio.create_task(s.room())
     await asyncio.sleep(0)
     assert not room.done()
     gate.set()
     await room  # the model took the next window
     answers = await rest(s)
-    assert [(a.frame_index, a.skipped) for a in answers] == [(0, 0), (1, 0), (2, 0)]
+    assert [(a.frame_index, a.skipped) for a in answers] == [(0, 0), (1, 0), (2, 0), (3, 0)]
 
 
 async def test_policy_all_answers_every_frame_of_an_unpaced_stream(lifter: Lifter) -> None:

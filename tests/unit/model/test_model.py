@@ -128,6 +128,45 @@ def test_torchscript_handles_alternating_lengths(scripted: torch.jit.ScriptModul
             scripted(torch.zeros(1, 244, 17, 3))
 
 
+@pytest.mark.parametrize("t", [1, 27, 81, 243])
+def test_the_last_rows_alone_are_the_last_rows_of_the_whole(
+    tiny: DSTformer, scripted: torch.jit.ScriptModule, golden: Golden, t: int
+) -> None:
+    """forward_from(x, first) = forward(x)[:, first:] (the official outputs' last rows), eager and exported."""
+    x = torch.from_numpy(golden[f"input_t{t}"])
+    ref = golden[f"tiny_out_t{t}"]
+    with torch.inference_mode():
+        for first in sorted({0, t // 2, t - 1}):
+            for model in (tiny, scripted):
+                out = model.forward_from(x, first)
+                assert tuple(out.shape) == (len(x), t - first, 17, 3)
+                assert max_err(out, ref[:, first:]) <= TOL
+                assert float((out - model(x)[:, first:]).abs().max()) <= 1e-5  # the same sums, apart from rounding
+            np.testing.assert_array_equal(tiny.forward_from(x, 0).numpy(), tiny(x).numpy())  # first 0 is forward
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("changes", [{"qkv_bias": False}, {"att_fuse": False}, {"depth": 1}])
+def test_the_last_rows_alone_in_every_variant(changes: dict[str, object]) -> None:
+    torch.manual_seed(3)
+    model = DSTformer(**{**CONFIGS["tiny"], "maxlen": 27, **changes}).eval()  # type: ignore[arg-type]
+    scripted = torch.jit.script(model)
+    x = torch.randn(2, 27, 17, 3)
+    with torch.inference_mode():
+        full = model(x)
+        for first in (1, 13, 26):
+            assert float((model.forward_from(x, first) - full[:, first:]).abs().max()) <= 1e-5
+            assert float((scripted.forward_from(x, first) - full[:, first:]).abs().max()) <= 1e-5
+
+
+def test_the_first_row_is_checked(tiny: DSTformer, scripted: torch.jit.ScriptModule) -> None:
+    for first in (-1, 5):
+        with pytest.raises(ValueError, match=rf"first row {first} is outside 0\.\.4"):
+            tiny.forward_from(torch.zeros(1, 5, 17, 3), first)
+        with pytest.raises(torch.jit.Error, match=rf"first row {first} is outside 0\.\.4"):
+            scripted.forward_from(torch.zeros(1, 5, 17, 3), first)
+
+
 def test_read_meta_round_trips(exported: Path, tiny: DSTformer) -> None:
     meta = read_meta(exported)
     assert meta == json.loads(json.dumps(meta))
