@@ -25,8 +25,8 @@ a 16-window queue, ``motionlift bench overload``), model in its own process:
 
 Two threads win by 30% on a quiet machine at saturation and lose it all, and more, as soon as anything else wants
 a core (the loop under load, a body reader, another process). ``--threads`` overrides. Two one-thread processes
-(``--instances 2``, the gateway's CPU shared) serve 1.5 x more at saturation and hold two flipped 30 fps streams
-instead of one, but the gateway's refusals then take model time: 0.71 x the saturated goodput at 10x gRPC overload
+(``--instances 2``, the gateway's CPU shared) serve 1.5 x more at saturation and hold one flipped 30 fps stream
+more, but the gateway's refusals then take model time: 0.71 x the saturated goodput at 10x gRPC overload
 (README, "Model processes and threads"), under issue 12's 0.9 x; hence a CPU kept for the gateway by default.
 
 **Placement** (``--pin-cpus``, on by default): leaving a CPU to the gateway is a count, and the scheduler does not
