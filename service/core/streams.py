@@ -250,6 +250,9 @@ class StreamSession:
                 job, task = track.running[0]
                 ran = await task
                 track.running.popleft()
+                if isinstance(ran, LiftError):  # ended here, not in the task: the end must wait for queue room
+                    await self._end(End(ran))
+                    break
                 self._launch(track)
                 if ran is not None:
                     await self._answer_job(track, job, ran)
@@ -262,9 +265,9 @@ class StreamSession:
             track.running.clear()
             track.worker = None
 
-    async def _infer_job(self, track: TrackState, job: Job) -> Ran | None:
-        """The model's rows for ``job`` (only those of the frames it answers: a causal window's last one), or
-        None when it will not run: skipped (policy ``latest`` and a full queue) or the stream ended."""
+    async def _infer_job(self, track: TrackState, job: Job) -> Ran | LiftError | None:
+        """The model's rows for ``job`` (only those of the frames it answers: a causal window's last one); None
+        when it is skipped (policy ``latest`` and a full queue); the error that ends the stream."""
         options, started = self.plan.options, self._clock()
         length = len(job.window)
         wanted = length - (job.answer[0].number - job.first) if job.answer else length
@@ -285,8 +288,7 @@ class StreamSession:
                         return None
                     await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
                 except LiftError as exc:
-                    await self._end(End(exc))
-                    return None
+                    return exc
 
     async def _answer_job(self, track: TrackState, job: Job, ran: Ran) -> None:
         """Answer the frames of ``job`` from the rows it ran (through the track's smoother)."""

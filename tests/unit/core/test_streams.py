@@ -297,6 +297,37 @@ async def test_a_core_failure_ends_the_stream(lifter: Lifter) -> None:
     await s.close()
 
 
+async def test_a_failed_window_ends_the_stream_after_the_answer_of_the_one_before(
+    lifter: Lifter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two windows in flight: the second fails first, but frame 0's answer still goes out before the error."""
+    backend = lifter.backend
+    assert isinstance(backend, FakeBackend)
+    backend.gate = gate = asyncio.Event()
+    real, calls = lifter.infer_windows, 0
+
+    async def second_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise DeadlineExceeded("no answer within 0 s; the request was dropped")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(lifter, "infer_windows", second_fails)
+    s = session(lifter)
+    s.push([frame(0)])
+    await backend.started.wait()  # frame 0's window is in the model
+    s.push([frame(1)])  # submitted at once, and fails at once
+    await asyncio.sleep(0)
+    gate.set()
+    answers: list[FrameAnswer] = []
+    with pytest.raises(DeadlineExceeded, match="no answer within 0 s"):
+        async for answer in s.answers():
+            answers.append(answer)
+    assert [a.frame_index for a in answers] == [0]
+    await s.close()
+
+
 async def test_policy_all_slows_the_sender_instead_of_skipping(lifter: Lifter) -> None:
     backend = lifter.backend
     assert isinstance(backend, FakeBackend)
