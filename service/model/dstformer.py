@@ -82,14 +82,7 @@ class Attention(nn.Module):
         # permute below is a view ([3, B*S, H, L, d] with S the sequences per sample, L their length).
         s, n = x.shape[1], x.shape[2]
         qkv = self.qkv(x).reshape(b, s, n, 3, h, d).permute(3, 0, 1, 4, 2, 5).reshape(3, b * s, h, n, d)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if n > self.fused_min_length:
-            y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        else:
-            # Short sequences (the 17 joints of a frame, short windows): two batched matmuls and a softmax beat
-            # the fused CPU kernel, whose per-call cost dominates at these sizes (measured: tiny model, 27
-            # frames, batch 8: the fused kernel took 39% of the time and scaled 5x for 8x the work).
-            y = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1) @ v
+        y = self._attend(qkv[0], qkv[1], qkv[2])
         out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, s, n, c))
         if self.temporal:
             out = out.transpose(1, 2)  # back to [B, T, J, C] as a view; the residual add reads it strided
@@ -115,13 +108,18 @@ class Attention(nn.Module):
             kv = F.linear(x, weight[c:], bias[c:])
         q = q.reshape(b, s, m, h, d).permute(0, 1, 3, 2, 4).reshape(b * s, h, m, d)
         kv = kv.reshape(b, s, n, 2, h, d).permute(3, 0, 1, 4, 2, 5).reshape(2, b * s, h, n, d)
-        k, v = kv[0], kv[1]
-        if n > self.fused_min_length:
-            y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        else:
-            y = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1) @ v
+        y = self._attend(q, kv[0], kv[1])
         out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, s, m, c))
         return out.transpose(1, 2)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T * scale) v over ``[N, H, L, d]`` (q may have fewer positions than k and v)."""
+        if k.shape[2] > self.fused_min_length:
+            return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        # Short sequences (the 17 joints of a frame, short windows): two batched matmuls and a softmax beat
+        # the fused CPU kernel, whose per-call cost dominates at these sizes (measured: tiny model, 27
+        # frames, batch 8: the fused kernel took 39% of the time and scaled 5x for 8x the work).
+        return torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1) @ v
 
 
 class Block(nn.Module):
