@@ -9,9 +9,10 @@ Errors: a ``LiftError`` from the core ends the call with ``grpc.StatusCode[error
 error table, ``service.errors``) and the details ``"<field>: <message>"``; trailing metadata carries
 ``motionlift-field``, ``x-request-id`` and, when retrying later may help, ``retry-after-s``. Anything else
 is logged with the request id and answered INTERNAL naming that id. Deadlines: the time a call has left is
-passed to the core as ``timeout_s``, which drops the call's queued windows when it runs out. Tracing: each call
-is a server span (``Lift``, ``LiftStream``: one span for the whole stream) continuing the caller's W3C
-``traceparent`` metadata, with its gRPC status code; its request id is ``REQUEST_ID`` for its log lines.
+passed to the core as ``timeout_s``, which drops the call's queued windows when it runs out; a call whose deadline
+has passed, or whose send the core refused (it ended), is left to the core to end, without a status of ours.
+Tracing: each call is a server span (``Lift``, ``LiftStream``: one span for the whole stream) continuing the
+caller's W3C ``traceparent`` metadata, with its gRPC status code; its request id is ``REQUEST_ID`` for its log lines.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from service.core.lifter import Lifter
 from service.core.results import coordinates
 from service.core.streams import StreamSession
 from service.core.trace import Span
-from service.errors import InvalidInput, LiftError
+from service.errors import DeadlineExceeded, InvalidInput, LiftError
 from service.telemetry import logs
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,20 @@ def _fail(context: Context, exc: BaseException, request_id: str, method: str, sp
     context.set_trailing_metadata(tuple(metadata))
 
 
+def _past_deadline(context: Context) -> bool:
+    remaining = context.time_remaining()  # None without a deadline
+    return remaining is not None and remaining <= 0
+
+
+def _ended_by_core(context: Context, exc: Exception) -> bool:
+    """Whether ``exc`` says the call is over in grpc's core, which sends (or sent) its status: a send it refused
+    (``grpc.aio.InternalError``), or the service's own deadline error once the deadline has passed, when the status
+    the handler would send races the core's. Either way the client learns the end from its side of the call."""
+    if isinstance(exc, grpc.aio.InternalError):
+        return True
+    return isinstance(exc, LiftError) and exc.grpc_code == "DEADLINE_EXCEEDED" and _past_deadline(context)
+
+
 class LifterServicer:
     """``motionlift.v1.Lifter`` over a started ``Lifter``."""
 
@@ -148,7 +163,12 @@ class LifterServicer:
             _started(span, "Lift")
             try:
                 response = await self._lift(requests, context, request_id)
+                if _past_deadline(context):  # nobody waits for it: the core ends the call DEADLINE_EXCEEDED
+                    raise DeadlineExceeded("the call's deadline passed as its answer was made")
             except Exception as exc:
+                if _ended_by_core(context, exc):
+                    _ended(span, grpc.StatusCode.DEADLINE_EXCEEDED)
+                    raise asyncio.CancelledError(f"Lift {request_id} ended by the core") from None
                 _fail(context, exc, request_id, "Lift", span)
                 return None  # the status set by _fail ends the call
             _ended(span, grpc.StatusCode.OK)
@@ -186,19 +206,26 @@ class LifterServicer:
         )
         return wire.lift_response(result, request_id, self._lifter.info)
 
-    async def LiftStream(
-        self, requests: AsyncIterator[pb.StreamRequest], context: Context
-    ) -> AsyncIterator[pb.StreamResponse]:
+    async def LiftStream(self, requests: AsyncIterator[pb.StreamRequest], context: Context) -> None:
         """Config first, then frames; answers as ``service.core.streams`` describes. The client's half-close
-        flushes the remaining frames and ends the call with OK; a bad frame ends it INVALID_ARGUMENT."""
+        flushes the remaining frames and ends the call with OK; a bad frame ends it INVALID_ARGUMENT.
+
+        Written with grpcio's reader-writer API (``context.write``), not as an async generator, so a send the
+        core refuses is seen here: it means the call already ended (its deadline passed, the client cancelled,
+        the connection dropped) and the core has its status. The handler then ends without sending one; as a
+        generator, grpcio logged such a refusal at ERROR whenever it came before the core's notice of the end."""
         request_id = _request_id(context)
         with logs.request(request_id), self._span("LiftStream", context, request_id) as span:
             _started(span, "LiftStream")
             async with contextlib.aclosing(self._stream(requests, context, request_id)) as responses:
                 try:
                     async for response in responses:
-                        yield response
+                        await context.write(response)
                 except Exception as exc:
+                    if _ended_by_core(context, exc):
+                        late = _past_deadline(context)
+                        _ended(span, grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED)
+                        raise asyncio.CancelledError(f"LiftStream {request_id} ended by the core") from None
                     _fail(context, exc, request_id, "LiftStream", span)
                     return  # the status set by _fail ends the call
             _ended(span, grpc.StatusCode.OK)

@@ -168,7 +168,7 @@ async def test_short_stream_deadlines_end_in_deadline_exceeded_without_an_error_
 
     statuses = []
     with caplog.at_level(logging.ERROR, logger="service"):
-        for timeout in (0.002, 0.01, 0.03, 0.06) * 3:
+        for timeout in (0.001, 0.002, 0.004, 0.01, 0.03, 0.06) * 10:
             call = stub.LiftStream(requests(), timeout=timeout)
             with pytest.raises(grpc.aio.AioRpcError):
                 async for _ in call:
@@ -181,6 +181,24 @@ async def test_short_stream_deadlines_end_in_deadline_exceeded_without_an_error_
         code == grpc.StatusCode.DEADLINE_EXCEEDED or details == "Internal error from Core" for code, details in statuses
     )
     assert sum(code == grpc.StatusCode.DEADLINE_EXCEEDED for code, _ in statuses) >= 6
+
+
+async def test_short_unary_deadlines_end_in_deadline_exceeded_without_an_error_log(
+    grpc_target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub = _rpc(grpc_target)
+    request = pb.LiftRequest(tracks=[pb.Track(keypoints=keypoints(walk(243)))], format=pb.FORMAT_COCO, image_size=SIZE)
+    codes = []
+    with caplog.at_level(logging.ERROR, logger="service"):
+        for timeout in (0.001, 0.002, 0.004, 0.01, 0.03, 0.06) * 10:
+            try:
+                await stub.Lift(request, timeout=timeout)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+    assert [r.getMessage() for r in caplog.records] == []
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED}, codes
+    assert codes.count(grpc.StatusCode.DEADLINE_EXCEEDED) >= 10
 
 
 def test_requests_refused_before_the_core_are_counted_by_protocol(served: Served) -> None:
