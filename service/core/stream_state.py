@@ -78,6 +78,18 @@ class TrackState:
     skipped_total: int = 0  # skipped frames reported so far
     ending: bool = False  # retired: after its last window, the smoother releases what it holds
 
+    def carry_skips(self, job: Job) -> None:
+        """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
+        carried = job.skipped + len(job.answer)
+        later = [j for j, _ in self.running]
+        later = later[later.index(job) + 1 :] if job in later else []
+        if later:  # the next window to answer reports them
+            later[0].skipped += carried
+        elif self.waiting:
+            self.waiting[0].skipped += carried
+        else:
+            self.unreported += carried
+
 
 @dataclass(frozen=True)
 class End:

@@ -13,10 +13,9 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
 - Until a track has ``window`` frames, its windows hold the frames so far (shorter windows batch with
   windows of their own length only).
 - **Policy ``latest`` (the default; live video), latest frame wins**: a track has at most ``IN_FLIGHT`` windows
-  submitted to the model and one waiting behind them. A newer due window replaces the waiting one, whose frames
-  are never answered; a window the queue refuses (``Overloaded``) is skipped too. Two in flight, not one: with
-  one, any window whose round trip outlasted the frame interval cost a frame, and a busy VM's tail made that
-  happen at half the model's capacity; answers still come in frame order. Skipped frames are reported in the
+  submitted to the model (``service.core.stream_runner`` runs them, answers in frame order) and one waiting
+  behind them. A newer due window replaces the waiting one, whose frames are never answered; a window the queue
+  refuses (``Overloaded``) is skipped too. Skipped frames are reported in the
   answer of the track's next answered frame (``FrameAnswer.skipped``) and counted in the metrics. Answers wait
   in a bounded queue, so a client that stops reading also ends up skipping rather than piling up: a stream's
   state is bounded whatever its client does.
@@ -28,9 +27,8 @@ batch together. Semantics (also stated in proto/motionlift/v1/lift.proto, ``Stre
   its id starts an empty window.
 
 Frames are checked and normalised by the functions requests go through (``frames.check_frames``) before any
-is used. With tracing on, each window run is a ``window`` span under the stream's span (the edge's, current when
-the session is made), for the stream's first ``TRACED_WINDOWS`` windows: a stream's trace stays bounded however
-long it lives, and later windows run untraced. Frames received, answered and skipped, and the streams open, are
+is used. With tracing on, the stream's first windows are spans under the stream's span (the edge's, current when
+the session is made; see the runner). Frames received, answered and skipped, and the streams open, are
 counted in the service's metrics.
 """
 
@@ -40,36 +38,21 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 
-from service.core import windows
-from service.core.backend import Array
 from service.core.frames import FrameAnswer, TrackFrame, check_frames
 from service.core.metrics import Metrics
-from service.core.results import Stamps
 from service.core.smoother import Held, Smoother
 from service.core.stream_options import StreamPlan
-from service.core.stream_state import Answered, End, Frame, Job, Ran, TrackState, frame_answer
-from service.core.trace import NO_SPAN, OFF, Span, Tracer
-from service.errors import LiftError, Overloaded
+from service.core.stream_runner import Infer, Runner
+from service.core.stream_state import Answered, End, Frame, Job, TrackState, frame_answer
+from service.core.trace import OFF, Tracer
+from service.errors import LiftError
 
 ANSWER_QUEUE = 64  # answers waiting for the client; beyond it the track workers wait (and windows skip)
 MAX_WAITING = 2  # policy all: windows waiting per track before the sender is slowed down
-IN_FLIGHT = 2  # windows per track submitted to the model at once (answered in order)
-RETRY_S = 0.02  # policy all: how soon a window the full queue refused is offered again
-TRACED_WINDOWS = 100  # windows with a span in a stream's trace; later ones run untraced
-
-
-class Infer(Protocol):
-    """``Lifter.infer_windows``: the shared batcher's entry for normalised windows."""
-
-    def __call__(
-        self, inputs: Sequence[Array], *, flip: bool, last: int = 0, timeout_s: float | None = None
-    ) -> Awaitable[tuple[list[Array], Stamps]]: ...
 
 
 class StreamSession:
@@ -95,27 +78,31 @@ class StreamSession:
         on_close: Callable[[int, str], None] = lambda frames, outcome: None,
         tracer: Tracer = OFF,
     ) -> None:
-        self._infer = infer
         self.plan = plan
         self._metrics = metrics
         self._max_tracks = max_tracks
-        self._timeout_s = timeout_s
         self._clock = clock
         self._charge = charge  # the caller's frames-per-second quota: raises QuotaExceeded over it
         self._on_close = on_close  # (frames received, outcome): the caller's stream slot ends, the audit line
         self._received = 0
         self._outcome = "ok"
         self._tracks: dict[str, TrackState] = {}
-        self._workers: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[FrameAnswer | End] = asyncio.Queue(ANSWER_QUEUE)
+        self._run = Runner(
+            infer,
+            plan,
+            metrics=metrics,
+            clock=clock,
+            timeout_s=timeout_s,
+            tracer=tracer,
+            answer=self._answer,
+            end=self._end,
+            launched=self._update_room,
+        )
         self._reaper: asyncio.TimerHandle | None = None
         self._room = asyncio.Event()  # policy all: set while no track has MAX_WAITING windows waiting
         self._room.set()
-        self._stopped = False  # failed or closed: produce nothing more
         self._closed = False
-        self._tracer = tracer
-        self._trace = tracer.current()  # the stream's span: the parent of its windows' spans
-        self._windows = 0  # windows run so far
         metrics.streams.inc()
 
     @property
@@ -157,7 +144,7 @@ class StreamSession:
     async def room(self) -> None:
         """Return when the session can take another frame without skipping: at once for policy ``latest``; for
         ``all``, once no track has ``MAX_WAITING`` windows waiting (or the stream stopped)."""
-        while not self._room.is_set() and not self._stopped:
+        while not self._room.is_set() and not self._run.stopped:
             await self._room.wait()
 
     async def answers(self) -> AsyncIterator[FrameAnswer]:
@@ -175,8 +162,8 @@ class StreamSession:
         """The client sent its last frame: answer every track's remaining frames, then end ``answers()``."""
         for track in list(self._tracks.values()):
             self._retire(track, self._clock())
-        while self._workers:
-            await asyncio.gather(*self._workers, return_exceptions=True)
+        while self._run.workers:
+            await asyncio.gather(*self._run.workers, return_exceptions=True)
         await self._end(End())
 
     async def fail(self, error: LiftError) -> None:
@@ -190,13 +177,13 @@ class StreamSession:
             self._closed = True
             self._metrics.streams.dec()
             self._on_close(self._received, self._outcome)
-        self._stopped = True
+        self._run.stopped = True
         self._room.set()
         if self._reaper is not None:
             self._reaper.cancel()
-        for task in list(self._workers):
+        for task in list(self._run.workers):
             task.cancel()
-        for task in list(self._workers):
+        for task in list(self._run.workers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -212,134 +199,27 @@ class StreamSession:
             job.skipped += stale.skipped + len(stale.answer)
             self._metrics.stream_frames.labels("skipped").inc(len(stale.answer))
         track.waiting.append(job)
-        self._launch(track)
+        self._run.launch(track)
         if len(track.waiting) >= MAX_WAITING and self.plan.policy == "all":
             self._room.clear()
-        self._start(track)
-
-    def _start(self, track: TrackState) -> None:
-        if track.worker is None:
-            track.worker = asyncio.create_task(self._work(track), name=f"stream track {track.id}")
-            self._workers.add(track.worker)
-            track.worker.add_done_callback(self._workers.discard)
-
-    def _skip(self, track: TrackState, job: Job) -> None:
-        """``job`` will not run: its frames (and the skips it was to report) pass to the track's next window."""
-        self._metrics.stream_frames.labels("skipped").inc(len(job.answer))
-        carried = job.skipped + len(job.answer)
-        later = [j for j, _ in track.running]
-        later = later[later.index(job) + 1 :] if job in later else []
-        if later:  # the next window to answer reports them
-            later[0].skipped += carried
-        elif track.waiting:
-            track.waiting[0].skipped += carried
-        else:
-            track.unreported += carried
-
-    def _launch(self, track: TrackState) -> None:
-        """Submit the track's waiting windows while fewer than ``IN_FLIGHT`` of its windows run."""
-        while track.waiting and len(track.running) < IN_FLIGHT and not self._stopped:
-            job = track.waiting.popleft()
-            self._update_room()
-            track.running.append((job, asyncio.create_task(self._infer_job(track, job))))
-
-    async def _work(self, track: TrackState) -> None:
-        """Answer the track's running windows in order, submitting the next ones as each finishes."""
-        try:
-            while track.running and not self._stopped:
-                job, task = track.running[0]
-                ran = await task
-                track.running.popleft()
-                if isinstance(ran, LiftError):  # ended here, not in the task: the end must wait for queue room
-                    await self._end(End(ran))
-                    break
-                self._launch(track)
-                if ran is not None:
-                    await self._answer_job(track, job, ran)
-            if track.ending and not self._stopped:  # its last window ran: release what the smoother holds
-                for held in track.smoother.flush():
-                    await self._answer(track, held)
-        finally:
-            for _, task in track.running:
-                task.cancel()
-            track.running.clear()
-            track.worker = None
-
-    async def _infer_job(self, track: TrackState, job: Job) -> Ran | LiftError | None:
-        """The model's rows for ``job`` (only those of the frames it answers: a causal window's last one); None
-        when it is skipped (policy ``latest`` and a full queue); the error that ends the stream."""
-        options, started = self.plan.options, self._clock()
-        length = len(job.window)
-        wanted = length - (job.answer[0].number - job.first) if job.answer else length
-        with self._span() as span:
-            if self._tracer.on:
-                span.set("motionlift.track", track.id)
-                span.set("motionlift.frames", len(job.answer))
-                span.set("motionlift.window_frames", length)
-            while True:
-                try:
-                    outputs, stamps = await self._infer(
-                        [job.window], flip=options.flip, last=wanted, timeout_s=self._timeout_s()
-                    )
-                    return Ran(outputs[0], stamps, started)
-                except Overloaded:
-                    if self.plan.policy == "latest":
-                        self._skip(track, job)
-                        return None
-                    await asyncio.sleep(RETRY_S)  # all: nothing is skipped; the sender waits in room() meanwhile
-                except LiftError as exc:
-                    return exc
-
-    async def _answer_job(self, track: TrackState, job: Job, ran: Ran) -> None:
-        """Answer the frames of ``job`` from the rows it ran (through the track's smoother)."""
-        options, length, stamps, started = self.plan.options, len(job.window), ran.stamps, ran.started
-        # The same merge as Lifter.lift (root depth 0 at the window's first frame), so answers equal its own; rows
-        # not computed are zeros that no answer reads (the first row is computed whenever it is answered).
-        rows = np.zeros((length, *ran.rows.shape[1:]), np.float32)
-        rows[length - len(ran.rows) :] = ran.rows
-        joints = windows.merge([rows], [(0, length)], length, rootrel=options.rootrel)
-        track.skipped_total += job.skipped
-        ready = self._clock()
-        for i, frame in enumerate(job.answer):
-            row = frame.number - job.first
-            answered = Answered(
-                frame=frame,
-                lookahead=length - 1 - row,
-                window_frames=length,
-                lookahead_ms=1000 * (job.due - frame.arrival),
-                queue_ms=1000 * (started - job.due) + stamps.queue_ms,
-                inference_ms=stamps.inference_ms,
-                batch_size=stamps.batch_size,
-                skipped=job.skipped if i == 0 else 0,
-                skipped_total=track.skipped_total,
-                ready=ready,
-            )
-            for held in track.smoother.feed(frame.number, joints[row], answered):
-                await self._answer(track, held)
+        self._run.start(track)
 
     async def _answer(self, track: TrackState, held: Held[Answered]) -> None:
         """Queue the answer of one frame; waits while the client is not reading (backpressure)."""
         await self._queue.put(frame_answer(track.id, held, self.plan.options, self._clock()))
         self._metrics.stream_frames.labels("answered").inc()
 
-    def _span(self) -> AbstractContextManager[Span]:
-        """The next window's span: under the stream's span for its first ``TRACED_WINDOWS``, then none."""
-        if not self._tracer.on:
-            return NO_SPAN
-        self._windows += 1
-        return self._tracer.span("window", parent=self._trace if self._windows <= TRACED_WINDOWS else None)
-
     def _update_room(self) -> None:
         if all(len(t.waiting) < MAX_WAITING for t in self._tracks.values()):
             self._room.set()
 
     async def _end(self, end: End) -> None:
-        if self._stopped:
+        if self._run.stopped:
             return
         if end.error is not None:  # stop producing; the answers already queued go out first
-            self._stopped = True
+            self._run.stopped = True
             self._room.set()  # a sender waiting for room learns of the end
-            for task in list(self._workers):
+            for task in list(self._run.workers):
                 if task is not asyncio.current_task():
                     task.cancel()
         await self._queue.put(end)
@@ -350,7 +230,7 @@ class StreamSession:
         if track.scheduled < track.count:
             self._schedule(track, track.count, now)
         if track.smoother.holding:
-            self._start(track)  # with no window left to run, it only releases what the smoother holds
+            self._run.start(track)  # with no window left to run, it only releases what the smoother holds
         del self._tracks[track.id]
 
     def _expire(self, now: float) -> None:
@@ -361,7 +241,7 @@ class StreamSession:
     def _arm_reaper(self) -> None:
         # One timer per session, so idle streams forget their tracks too. Expiries only move later as frames
         # arrive, so an armed timer is never late: when it fires it expires what is due and re-arms.
-        if self._reaper is None and self._tracks and not self._stopped:
+        if self._reaper is None and self._tracks and not self._run.stopped:
             due = min(t.last_seen for t in self._tracks.values()) + self.plan.expiry_s
             loop = asyncio.get_running_loop()
             self._reaper = loop.call_later(max(0.0, due - self._clock()), self._reap)

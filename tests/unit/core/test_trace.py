@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from service.core import streams
+from service.core import stream_runner
 from service.core.frames import TrackFrame
 from service.core.lifter import Lifter
 from service.core.options import LiftOptions
@@ -123,7 +123,7 @@ async def test_nothing_is_traced_without_a_request_span() -> None:
 
 
 async def test_a_streams_trace_holds_its_first_windows_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(streams, "TRACED_WINDOWS", 2)
+    monkeypatch.setattr(stream_runner, "TRACED_WINDOWS", 2)
     memory = memory_tracer()
     backend = FakeBackend(window=8)
     lifter = Lifter(backend, Settings(max_queue_delay_ms=0), tracer=memory.tracer)
