@@ -62,7 +62,7 @@ def compute_limit(
     ``RuntimeError`` when a child fails or stops answering."""
     tried = []
     for processes, threads in layouts(cpus):
-        rates = _together(model, window - min(rows, window), processes, threads, seconds, window)
+        rates = _together(model, window, window - min(rows, window), processes, threads, seconds)
         batch = max(rates, key=lambda b: rates[b])
         tried.append((processes, threads, batch, rates[batch]))
     processes, threads, batch, rate = max(tried, key=lambda t: t[3])
@@ -71,7 +71,7 @@ def compute_limit(
     )
 
 
-def _together(model: Path, first: int, processes: int, threads: int, seconds: float, window: int) -> dict[int, float]:
+def _together(model: Path, window: int, first: int, processes: int, threads: int, seconds: float) -> dict[int, float]:
     """Windows/s per batch size of ``processes`` children timed side by side (a barrier starts each batch size in
     all of them at once), summed."""
     context = multiprocessing.get_context("spawn")

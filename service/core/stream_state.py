@@ -71,7 +71,7 @@ class TrackState:
     last_index: int | None = None
     last_seen: float = 0.0
     waiting: deque[Job] = field(default_factory=deque)  # due windows, oldest first (latest: at most one)
-    # submitted windows, oldest first, with the task that runs each (streams.IN_FLIGHT at most)
+    # submitted windows, oldest first, with the task that runs each (stream_runner.IN_FLIGHT at most)
     running: deque[tuple[Job, asyncio.Task[Ran | LiftError | None]]] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None  # answers the running windows in order
     unreported: int = 0  # skipped frames that the next window to be scheduled reports
